@@ -1,0 +1,258 @@
+package repository
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/uptrace/bun"
+
+	"github.com/mooring-dev/mooring/content"
+)
+
+// Content is a stored content unit, shared by every repository holding it.
+type Content struct {
+	bun.BaseModel `bun:"table:contents"`
+
+	// ID is the internal key used in membership rows.
+	ID int64 `bun:"id,pk,autoincrement" json:"-"`
+	// UUID is the unit's public identifier.
+	UUID      string        `bun:"uuid" json:"id"`
+	Type      content.Type  `bun:"type" json:"type"`
+	Digest    digest.Digest `bun:"digest" json:"digest"`
+	MediaType string        `bun:"media_type" json:"media_type"`
+	Size      int64         `bun:"size" json:"size"`
+	// Raw is the exact bytes of a manifest or manifest list.
+	Raw           []byte   `bun:"raw" json:"-"`
+	SchemaVersion int      `bun:"schema_version" json:"schema_version,omitempty"`
+	Foreign       bool     `bun:"foreign_layer" json:"foreign,omitempty"`
+	URLs          []string `bun:"urls" json:"urls,omitempty"`
+	ArtifactType  string   `bun:"artifact_type" json:"artifact_type,omitempty"`
+	// Subject is the digest of the manifest this one refers to (OCI 1.1).
+	Subject digest.Digest `bun:"subject" json:"subject,omitempty"`
+	// Name is a tag's name; Digest of a tag is the digest of what it names.
+	Name string `bun:"name" json:"name,omitempty"`
+	// TaggedID is the unit a tag names.
+	TaggedID  int64     `bun:"tagged_id,nullzero" json:"-"`
+	CreatedAt time.Time `bun:"created_at" json:"created_at"`
+}
+
+// Ref is one entry a manifest or list points to: a config or layer blob, or
+// a child manifest with its platform.
+type Ref struct {
+	bun.BaseModel `bun:"table:content_refs"`
+
+	ParentID    int64             `bun:"parent_id,pk" json:"-"`
+	Position    int               `bun:"position,pk" json:"position"`
+	Role        string            `bun:"role" json:"role"`
+	ChildDigest digest.Digest     `bun:"child_digest" json:"digest"`
+	MediaType   string            `bun:"media_type" json:"media_type"`
+	Size        int64             `bun:"size" json:"size"`
+	Platform    *ocispec.Platform `bun:"platform" json:"platform,omitempty"`
+}
+
+// Ref roles.
+const (
+	RoleConfig   = "config"
+	RoleLayer    = "layer"
+	RoleManifest = "manifest"
+)
+
+// batch is how many rows one statement inserts or looks up.
+const batch = 500
+
+// PutBlobs records blob units (the bytes live in a storage.Driver) and
+// returns them, stored, in the order given. Units already stored are
+// returned as they are.
+func (s *Store) PutBlobs(ctx context.Context, blobs []content.Blob) ([]Content, error) {
+	units := make([]Content, len(blobs))
+	for i, b := range blobs {
+		if err := b.Digest.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: blob digest %q: %v", ErrInvalid, b.Digest, err)
+		}
+		units[i] = Content{Type: content.TypeBlob, Digest: b.Digest, MediaType: b.MediaType, Size: b.Size, Foreign: b.Foreign, URLs: b.URLs}
+	}
+	return s.putUnits(ctx, units)
+}
+
+// PutDocument records a parsed manifest or manifest list with what it
+// references, and returns the stored unit.
+func (s *Store) PutDocument(ctx context.Context, doc content.Document) (*Content, error) {
+	u := Content{Type: doc.ContentType()}
+	var refs []Ref
+	switch d := doc.(type) {
+	case *content.Manifest:
+		u.Digest, u.MediaType, u.Raw, u.SchemaVersion = d.Digest, d.MediaType, d.Raw, d.SchemaVersion
+		u.ArtifactType = d.ArtifactType
+		if d.Subject != nil {
+			u.Subject = d.Subject.Digest
+		}
+		if d.Config != nil {
+			refs = append(refs, Ref{Role: RoleConfig, ChildDigest: d.Config.Digest, MediaType: d.Config.MediaType, Size: d.Config.Size})
+		}
+		for _, l := range d.Layers {
+			refs = append(refs, Ref{Role: RoleLayer, ChildDigest: l.Digest, MediaType: l.MediaType, Size: l.Size})
+		}
+	case *content.ManifestList:
+		u.Digest, u.MediaType, u.Raw, u.SchemaVersion = d.Digest, d.MediaType, d.Raw, d.SchemaVersion
+		u.ArtifactType = d.ArtifactType
+		if d.Subject != nil {
+			u.Subject = d.Subject.Digest
+		}
+		for _, m := range d.Manifests {
+			refs = append(refs, Ref{Role: RoleManifest, ChildDigest: m.Digest, MediaType: m.MediaType, Size: m.Size, Platform: m.Platform})
+		}
+	default:
+		return nil, fmt.Errorf("%w: unknown document type %T", ErrInvalid, doc)
+	}
+	u.Size = int64(len(u.Raw))
+	if err := u.Digest.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: document digest %q: %v", ErrInvalid, u.Digest, err)
+	}
+	var out *Content
+	err := s.InTx(ctx, func(ctx context.Context, tx *Store) error {
+		units, err := tx.putUnits(ctx, []Content{u})
+		if err != nil {
+			return err
+		}
+		out = &units[0]
+		for i := range refs {
+			refs[i].ParentID, refs[i].Position = out.ID, i
+		}
+		if len(refs) > 0 {
+			// Refs are a function of the bytes, so an existing set is the same.
+			_, err = tx.db.NewInsert().Model(&refs).On("CONFLICT (parent_id, position) DO NOTHING").Exec(ctx)
+		}
+		return err
+	})
+	return out, err
+}
+
+// PutTag records a tag unit naming target (a manifest or manifest list) and
+// returns it. The tag's type follows the target's.
+func (s *Store) PutTag(ctx context.Context, name string, target *Content) (*Content, error) {
+	if err := content.ValidateTagName(name); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	var typ content.Type
+	switch target.Type {
+	case content.TypeManifest:
+		typ = content.TypeManifestTag
+	case content.TypeManifestList:
+		typ = content.TypeManifestListTag
+	default:
+		return nil, fmt.Errorf("%w: a tag names a manifest or manifest list, not %s", ErrInvalid, target.Type)
+	}
+	if target.ID == 0 {
+		return nil, fmt.Errorf("%w: tag target %s is not stored", ErrInvalid, target.Digest)
+	}
+	units, err := s.putUnits(ctx, []Content{{Type: typ, Name: name, Digest: target.Digest, MediaType: target.MediaType, TaggedID: target.ID}})
+	if err != nil {
+		return nil, err
+	}
+	return &units[0], nil
+}
+
+// putUnits inserts the units that are not stored yet and reads back all of
+// them, keyed by (type, digest, name).
+func (s *Store) putUnits(ctx context.Context, units []Content) ([]Content, error) {
+	now := time.Now().UTC()
+	for i := range units {
+		units[i].UUID = uuid.NewString()
+		units[i].CreatedAt = now
+	}
+	for start := 0; start < len(units); start += batch {
+		chunk := units[start:min(start+batch, len(units))]
+		// bun may reslice what it inserts when RETURNING skips conflicting
+		// rows, so insert a copy and keep chunk aliased to units.
+		ins := append([]Content(nil), chunk...)
+		if _, err := s.db.NewInsert().Model(&ins).On("CONFLICT (type, digest, name) DO NOTHING").Exec(ctx); err != nil {
+			return nil, fmt.Errorf("store content: %w", err)
+		}
+		// Read back: ON CONFLICT DO NOTHING does not return existing rows.
+		type key struct {
+			t content.Type
+			d digest.Digest
+			n string
+		}
+		byKey := make(map[key][]int, len(chunk))
+		var conds []string
+		var args []any
+		for i, u := range chunk {
+			k := key{u.Type, u.Digest, u.Name}
+			if len(byKey[k]) == 0 {
+				conds = append(conds, "(?, ?, ?)")
+				args = append(args, u.Type, u.Digest, u.Name)
+			}
+			byKey[k] = append(byKey[k], i)
+		}
+		var stored []Content
+		q := s.db.NewSelect().Model(&stored).ExcludeColumn("raw")
+		q = q.Where("(type, digest, name) IN ("+join(conds)+")", args...)
+		if err := q.Scan(ctx); err != nil {
+			return nil, fmt.Errorf("read back content: %w", err)
+		}
+		for _, st := range stored {
+			for _, i := range byKey[key{st.Type, st.Digest, st.Name}] {
+				raw := chunk[i].Raw
+				chunk[i] = st
+				chunk[i].Raw = raw
+			}
+		}
+		for _, u := range chunk {
+			if u.ID == 0 {
+				return nil, fmt.Errorf("store content %s %s: not found after insert", u.Type, u.Digest)
+			}
+		}
+	}
+	return units, nil
+}
+
+func join(conds []string) string {
+	out := make([]byte, 0, len(conds)*11)
+	for i, c := range conds {
+		if i > 0 {
+			out = append(out, ", "...)
+		}
+		out = append(out, c...)
+	}
+	return string(out)
+}
+
+// ContentByID returns the unit with the given internal id, with Raw.
+func (s *Store) ContentByID(ctx context.Context, id int64) (*Content, error) {
+	c := new(Content)
+	if err := s.db.NewSelect().Model(c).Where("id = ?", id).Scan(ctx); err != nil {
+		return nil, notFound(err, "content %d", id)
+	}
+	return c, nil
+}
+
+// ContentByUUID returns the unit with the given public id, with Raw.
+func (s *Store) ContentByUUID(ctx context.Context, id string) (*Content, error) {
+	c := new(Content)
+	if err := s.db.NewSelect().Model(c).Where("uuid = ?", id).Scan(ctx); err != nil {
+		return nil, notFound(err, "content %q", id)
+	}
+	return c, nil
+}
+
+// ContentByDigest returns the blob, manifest or manifest list of type t with
+// digest d, with Raw.
+func (s *Store) ContentByDigest(ctx context.Context, t content.Type, d digest.Digest) (*Content, error) {
+	c := new(Content)
+	if err := s.db.NewSelect().Model(c).Where("type = ? AND digest = ? AND name = ''", t, d).Scan(ctx); err != nil {
+		return nil, notFound(err, "%s %s", t, d)
+	}
+	return c, nil
+}
+
+// Refs returns what a manifest or list points to, in document order.
+func (s *Store) Refs(ctx context.Context, parentID int64) ([]Ref, error) {
+	var refs []Ref
+	err := s.db.NewSelect().Model(&refs).Where("parent_id = ?", parentID).Order("position").Scan(ctx)
+	return refs, err
+}
