@@ -119,11 +119,17 @@ type Manifest struct {
 	// Config is the config blob; nil for schema 1, which has none.
 	Config *Blob
 	// Layers in manifest order. For schema 1 they are the fsLayers,
-	// deduplicated, in the order listed.
+	// deduplicated, in the order listed (top-most layer first, the reverse
+	// of schema 2), with Size SizeUnknown and MediaType MediaTypeDockerLayer.
 	Layers       []Blob
 	ArtifactType string
 	Subject      *ocispec.Descriptor
 	Annotations  map[string]string
+	// Name, Tag and Architecture are the repository name, tag and
+	// architecture a Docker schema 1 manifest records; empty otherwise.
+	Name         string
+	Tag          string
+	Architecture string
 }
 
 // ManifestList is a Docker manifest list or an OCI image index. Each entry of
