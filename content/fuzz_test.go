@@ -71,6 +71,11 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 
+		// Declaring the media type Parse settled on changes nothing.
+		if _, err := Parse(d.MediaType, raw); err != nil {
+			t.Fatalf("parsed as %s undeclared, but not when declared: %v", d.MediaType, err)
+		}
+
 		// The same bytes, asked for by their SHA-512, parse the same way
 		// and report the SHA-512.
 		want512 := digest.SHA512.FromBytes(covered)

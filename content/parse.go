@@ -36,7 +36,13 @@ func Parse(mediaType string, raw []byte) (Document, error) {
 // decides: its mediaType field, else schemaVersion 1 for Docker schema 1
 // (signed when it has signatures), else a config for an OCI image manifest or
 // manifests for an OCI image index. When mediaType is specific, a body whose
-// mediaType field names another type is invalid.
+// mediaType field names another type is invalid. A schema 1 body with
+// signatures is parsed as signed whichever schema 1 type was declared.
+//
+// Documents that different clients could read differently are invalid: one
+// that is both an image manifest and an index (it has config or layers and
+// manifests), and one with two keys in an object that encoding/json would
+// take for the same field (equal, or equal but for case).
 //
 // The document's digest is computed with want's algorithm (SHA-256 when want
 // is empty), so a document fetched by a sha512 digest reports that digest.
@@ -156,6 +162,9 @@ func parse(declared string, raw []byte) (Document, string, []byte, error) {
 	var w wireDocument
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return nil, declared, nil, invalid("%s", jsonReason("", err))
+	}
+	if err := checkDuplicateKeys(raw); err != nil {
+		return nil, declared, nil, err
 	}
 
 	mt, err := detect(declared, &w)

@@ -2,6 +2,7 @@ package content
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"slices"
 	"strconv"
@@ -276,10 +277,16 @@ const goodLayer = `{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","d
 
 func TestParseErrors(t *testing.T) {
 	tooLarge := padTo(`{"schemaVersion":2,"manifests":[]}`, MaxManifestSize+1)
-	// A body whose second fsLayers key sits past the cut: the payload and
-	// the signed document would name different layers.
+	// A second fsLayers key past the cut: the payload and the signed
+	// document would name different layers.
 	smuggled := signSchema1(t, schema1Payload, 1, nil)
 	smuggled = bytes.Replace(smuggled, []byte("\n   ]\n}"), []byte("\n   ],\n   \"fsLayers\": [{\"blobSum\": \"sha256:1111111111111111111111111111111111111111111111111111111111111111\"}]\n}"), 1)
+	// A formatTail that rewrites the manifest rather than closing it.
+	rewritten := signSchema1(t, schema1Payload, 1, func(int, int, string) string {
+		cut := strings.Index(schema1Payload, "\n   \"name\"")
+		tail := "\n   \"fsLayers\": [{\"blobSum\": \"sha256:1111111111111111111111111111111111111111111111111111111111111111\"}],\n   \"history\": [{}]\n}"
+		return `{"formatLength":` + strconv.Itoa(cut) + `,"formatTail":"` + base64.RawURLEncoding.EncodeToString([]byte(tail)) + `"}`
+	})
 
 	tests := []struct {
 		name      string
@@ -330,6 +337,10 @@ func TestParseErrors(t *testing.T) {
 		{"unsupported declared type", "application/vnd.oci.artifact.manifest.v1+json", fixture(t, "oci-artifact.json"), ErrUnsupportedMediaType, "=unsupported media type: \"application/vnd.oci.artifact.manifest.v1+json\" is not a manifest or manifest list media type"},
 		{"layer media type declared", MediaTypeDockerLayer, fixture(t, "docker-schema2.json"), ErrUnsupportedMediaType, ""},
 		{"unsupported body type", "", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.artifact.manifest.v1+json","blobs":[]}`), ErrUnsupportedMediaType, "mediaType: \"application/vnd.oci.artifact.manifest.v1+json\""},
+		{"duplicate mediaType", "", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","mediaType":"application/vnd.oci.image.manifest.v1+json","manifests":[],"layers":[]}`), ErrInvalid, `=invalid manifest: duplicate key "mediaType": keys that differ only in case count as the same`},
+		{"keys differing in case", MediaTypeOCIManifest, ociManifest(`{"mediaType":"a/b","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","Digest":"sha256:03f4658f8b782e12230c1783426bd3bacce651ce582a4ffb6fbbfa2079428ecb","size":2}`), ErrInvalid, `duplicate key "Digest"`},
+		{"keys equal under Unicode folding", MediaTypeOCIIndex, []byte(`{"schemaVersion":2,"ſchemaVersion":3,"manifests":[]}`), ErrInvalid, `duplicate key "ſchemaVersion"`},
+		{"duplicate annotation", MediaTypeOCIIndex, []byte(`{"schemaVersion":2,"manifests":[],"annotations":{"a":"1","b":"2","a":"3"}}`), ErrInvalid, `duplicate key "a"`},
 		{"schema 1 without fsLayers", MediaTypeDockerSchema1, []byte(`{"schemaVersion":1,"name":"a","tag":"b","fsLayers":[],"history":[]}`), ErrInvalid, "fsLayers: required"},
 		{"schema 1 history mismatch", MediaTypeDockerSchema1, []byte(`{"schemaVersion":1,"fsLayers":[{"blobSum":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}],"history":[]}`), ErrInvalid, "history: 0 entries for 1 fsLayers"},
 		{"schema 1 bad blobSum", MediaTypeDockerSchema1, []byte(`{"schemaVersion":1,"fsLayers":[{"blobSum":"md5:abc"}],"history":[{}]}`), ErrInvalid, "fsLayers[0].blobSum: unsupported digest algorithm"},
@@ -352,7 +363,8 @@ func TestParseErrors(t *testing.T) {
 		{"signed schema 1, payload not JSON", MediaTypeDockerSchema1Signed, signSchema1(t, schema1Payload, 1, func(_, n int, _ string) string {
 			return `{"formatLength":` + strconv.Itoa(n) + `,"formatTail":""}`
 		}), ErrInvalid, "signed payload: malformed JSON"},
-		{"signed schema 1, payload differs from document", MediaTypeDockerSchema1Signed, smuggled, ErrInvalid, "signed payload differs from the document"},
+		{"signed schema 1, second fsLayers past the cut", MediaTypeDockerSchema1Signed, smuggled, ErrInvalid, `duplicate key "fsLayers"`},
+		{"signed schema 1, payload differs from document", MediaTypeDockerSchema1Signed, rewritten, ErrInvalid, "=invalid manifest: signed payload differs from the document it was cut from"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

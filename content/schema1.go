@@ -59,6 +59,9 @@ func parseSchema1(mt string, raw []byte, w *wireDocument) (*Manifest, []byte, er
 		if err := json.Unmarshal(payload, &p); err != nil {
 			return nil, nil, invalid("%s", jsonReason("signed payload: ", err))
 		}
+		if err := checkDuplicateKeys(payload); err != nil {
+			return nil, nil, err
+		}
 		if present(p.Signatures) {
 			return nil, nil, invalid("signed payload still holds signatures")
 		}
