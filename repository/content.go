@@ -75,7 +75,11 @@ func (s *Store) PutBlobs(ctx context.Context, blobs []content.Blob) ([]Content, 
 		}
 		units[i] = Content{Type: content.TypeBlob, Digest: b.Digest, MediaType: b.MediaType, Size: b.Size, Foreign: b.Foreign, URLs: b.URLs}
 	}
-	return s.putUnits(ctx, units)
+	out, err := s.putUnits(ctx, units)
+	if err == nil {
+		s.analyzeAfter(ctx, "contents", len(out))
+	}
+	return out, err
 }
 
 // PutDocument records a parsed manifest or manifest list with what it
@@ -173,33 +177,35 @@ func (s *Store) putUnits(ctx context.Context, units []Content) ([]Content, error
 			return nil, fmt.Errorf("store content: %w", err)
 		}
 		// Read back: ON CONFLICT DO NOTHING does not return existing rows.
+		// One query per type with "digest IN" uses the natural-key index on
+		// every dialect (row-value IN lists do not, on PostgreSQL).
 		type key struct {
 			t content.Type
 			d digest.Digest
 			n string
 		}
 		byKey := make(map[key][]int, len(chunk))
-		var conds []string
-		var args []any
+		digests := map[content.Type][]digest.Digest{}
 		for i, u := range chunk {
 			k := key{u.Type, u.Digest, u.Name}
 			if len(byKey[k]) == 0 {
-				conds = append(conds, "(?, ?, ?)")
-				args = append(args, u.Type, u.Digest, u.Name)
+				digests[u.Type] = append(digests[u.Type], u.Digest)
 			}
 			byKey[k] = append(byKey[k], i)
 		}
-		var stored []Content
-		q := s.db.NewSelect().Model(&stored).ExcludeColumn("raw")
-		q = q.Where("(type, digest, name) IN ("+join(conds)+")", args...)
-		if err := q.Scan(ctx); err != nil {
-			return nil, fmt.Errorf("read back content: %w", err)
-		}
-		for _, st := range stored {
-			for _, i := range byKey[key{st.Type, st.Digest, st.Name}] {
-				raw := chunk[i].Raw
-				chunk[i] = st
-				chunk[i].Raw = raw
+		for t, ds := range digests {
+			var stored []Content
+			err := s.db.NewSelect().Model(&stored).ExcludeColumn("raw").
+				Where("type = ? AND digest IN (?)", t, bun.In(ds)).Scan(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("read back content: %w", err)
+			}
+			for _, st := range stored {
+				for _, i := range byKey[key{st.Type, st.Digest, st.Name}] {
+					raw := chunk[i].Raw
+					chunk[i] = st
+					chunk[i].Raw = raw
+				}
 			}
 		}
 		for _, u := range chunk {
@@ -209,17 +215,6 @@ func (s *Store) putUnits(ctx context.Context, units []Content) ([]Content, error
 		}
 	}
 	return units, nil
-}
-
-func join(conds []string) string {
-	out := make([]byte, 0, len(conds)*11)
-	for i, c := range conds {
-		if i > 0 {
-			out = append(out, ", "...)
-		}
-		out = append(out, c...)
-	}
-	return string(out)
 }
 
 // ContentByID returns the unit with the given internal id, with Raw.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/mooring-dev/mooring/content"
 )
@@ -42,21 +43,40 @@ type Change struct {
 // version, no version is made and the error is ErrNoChange.
 func (s *Store) NewVersion(ctx context.Context, repoID string, ch Change) (*Version, error) {
 	var out *Version
+	var changed int
 	err := s.InTx(ctx, func(ctx context.Context, tx *Store) error {
-		v, err := tx.newVersion(ctx, repoID, ch)
-		out = v
+		v, n, err := tx.newVersion(ctx, repoID, ch)
+		out, changed = v, n
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.analyzeAfter(ctx, "repository_contents", changed)
 	return out, nil
 }
 
-func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Version, error) {
+// analyzeThreshold is how many rows one call must write before it refreshes
+// PostgreSQL's planner statistics itself. Right after a bulk load, stale
+// statistics make the planner pick an index that scans a whole repository
+// where a point lookup was wanted; autovacuum would fix it, but later.
+const analyzeThreshold = 5000
+
+func (s *Store) analyzeAfter(ctx context.Context, table string, rows int) {
+	if rows < analyzeThreshold || s.db.Dialect().Name() != dialect.PG {
+		return
+	}
+	if _, ok := s.db.(*bun.DB); !ok {
+		return // inside a caller's transaction: leave it to autovacuum
+	}
+	// Best effort: stale statistics only cost speed.
+	_, _ = s.db.ExecContext(ctx, "ANALYZE "+table)
+}
+
+func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Version, int, error) {
 	repo, err := s.lockRepository(ctx, repoID)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	n := repo.NextVersion
 	remove := uniq(ch.Remove)
@@ -67,7 +87,7 @@ func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Vers
 	}
 	for _, id := range add {
 		if inRemove[id] {
-			return nil, fmt.Errorf("%w: content %d is both added and removed", ErrInvalid, id)
+			return nil, 0, fmt.Errorf("%w: content %d is both added and removed", ErrInvalid, id)
 		}
 	}
 
@@ -75,15 +95,15 @@ func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Vers
 	// part of the change. This path reads both versions in full.
 	if ch.Base != nil && *ch.Base != repo.LatestVersion {
 		if _, err := s.Version(ctx, repoID, *ch.Base); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		latest, err := s.memberIDs(ctx, repoID, repo.LatestVersion)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		base, err := s.memberIDs(ctx, repoID, *ch.Base)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		inAdd := make(map[int64]bool, len(add))
 		for _, id := range add {
@@ -105,7 +125,7 @@ func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Vers
 
 	types, err := s.contentTypes(ctx, add)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	// A tag name is unique within a version: adding a tag removes the live
 	// tag of the same name.
@@ -120,7 +140,7 @@ func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Vers
 		for _, id := range add {
 			if t := types[id]; t.name != "" {
 				if other, dup := seen[t.name]; dup {
-					return nil, fmt.Errorf("%w: tag %q is added twice (contents %d and %d)", ErrInvalid, t.name, other, id)
+					return nil, 0, fmt.Errorf("%w: tag %q is added twice (contents %d and %d)", ErrInvalid, t.name, other, id)
 				}
 				seen[t.name] = id
 			}
@@ -138,7 +158,7 @@ func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Vers
 				Where("c.name IN (?)", bun.In(names[start:min(start+batch, len(names))])).
 				Scan(ctx, &live)
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			for _, l := range live {
 				if seen[l.Name] != l.ID && !inRemove[l.ID] {
@@ -156,7 +176,7 @@ func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Vers
 			Where("content_id IN (?)", bun.In(remove[start:min(start+batch, len(remove))])).
 			Exec(ctx)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		k, _ := res.RowsAffected()
 		changed += int(k)
@@ -164,7 +184,7 @@ func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Vers
 
 	live, err := s.liveAmong(ctx, repoID, add)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	rows := make([]membership, 0, len(add))
 	for _, id := range add {
@@ -175,25 +195,25 @@ func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Vers
 	for start := 0; start < len(rows); start += batch {
 		chunk := rows[start:min(start+batch, len(rows))]
 		if _, err := s.db.NewInsert().Model(&chunk).Exec(ctx); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	changed += len(rows)
 	if changed == 0 {
-		return nil, fmt.Errorf("%w: repository %q already holds exactly that content", ErrNoChange, repo.Name)
+		return nil, 0, fmt.Errorf("%w: repository %q already holds exactly that content", ErrNoChange, repo.Name)
 	}
 
 	v := &Version{ID: uuid.NewString(), RepositoryID: repoID, Number: n, BaseVersion: ch.Base, CreatedAt: time.Now().UTC()}
 	if _, err := s.db.NewInsert().Model(v).Exec(ctx); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	_, err = s.db.NewUpdate().Model((*Repository)(nil)).
 		Set("latest_version = ?", n).Set("next_version = ?", n+1).
 		Where("id = ?", repoID).Exec(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return v, nil
+	return v, changed, nil
 }
 
 type unitType struct {
