@@ -92,13 +92,19 @@ func (s *Store) ListContent(ctx context.Context, f ContentFilter) ([]Content, in
 		return q, key
 	}
 
-	q, key := build()
-	n, err := q.Count(ctx)
+	total, err := s.storedCount(ctx, f, refs, needUnits)
 	if err != nil {
 		return nil, 0, err
 	}
-	total := int(n)
-	q, key = build()
+	if total < 0 {
+		q, _ := build()
+		n, err := q.Count(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		total = int(n)
+	}
+	q, key := build()
 	var ids []int64
 	err = q.ColumnExpr(key).OrderExpr(key).Limit(int64(p.Limit)).Offset(int64(p.Offset)).Scan(ctx, &ids)
 	if err != nil {
@@ -113,6 +119,34 @@ func (s *Store) ListContent(ctx context.Context, f ContentFilter) ([]Content, in
 		return nil, 0, err
 	}
 	return units, total, nil
+}
+
+// storedCount answers the total of a listing from the version's stored
+// summary when the filter is one version filter and at most a type; it
+// returns -1 when the listing must be counted.
+func (s *Store) storedCount(ctx context.Context, f ContentFilter, refs []*VersionRef, needUnits bool) (int, error) {
+	if len(refs) != 1 || needUnits {
+		return -1, nil
+	}
+	sum, err := s.Summary(ctx, refs[0].RepositoryID, refs[0].Number)
+	if err != nil {
+		return 0, err
+	}
+	m := sum.Removed
+	switch refs[0] {
+	case f.In:
+		m = sum.Present
+	case f.AddedIn:
+		m = sum.Added
+	}
+	if f.Type != "" {
+		return m[f.Type], nil
+	}
+	total := 0
+	for _, k := range m {
+		total += k
+	}
+	return total, nil
 }
 
 // versionWhere restricts alias (a repository_contents alias) to the rows of
@@ -137,35 +171,59 @@ type Summary struct {
 	Present map[content.Type]int `json:"present"`
 }
 
-// Summary returns the content summary of version n of a repository.
+// presentIn is the membership condition "in version ?" (the number twice).
+const presentIn = "version_added <= ? AND (version_removed IS NULL OR version_removed > ?)"
+
+func newSummary() *Summary {
+	return &Summary{Added: map[content.Type]int{}, Removed: map[content.Type]int{}, Present: map[content.Type]int{}}
+}
+
+// prune drops zero counts, so a summary lists only types it has.
+func (s *Summary) prune() {
+	for _, m := range []map[content.Type]int{s.Added, s.Removed, s.Present} {
+		for t, k := range m {
+			if k == 0 {
+				delete(m, t)
+			}
+		}
+	}
+}
+
+// countWhere counts a repository's membership rows per content type.
+func (s *Store) countWhere(ctx context.Context, repoID, where string, args ...any) (map[content.Type]int, error) {
+	var rows []struct {
+		Type  content.Type `bun:"content_type"`
+		Count int          `bun:"n"`
+	}
+	err := s.db.NewSelect().Table("repository_contents").ColumnExpr("content_type, count(*) AS n").
+		Where("repository_id = ?", repoID).Where(where, args...).
+		GroupExpr("content_type").Scan(ctx, &rows)
+	out := make(map[content.Type]int, len(rows))
+	for _, r := range rows {
+		out[r.Type] = r.Count
+	}
+	return out, err
+}
+
+// Summary returns the content summary of version n of a repository. It is
+// stored with the version, so this costs one row read.
 func (s *Store) Summary(ctx context.Context, repoID string, n int) (*Summary, error) {
-	if _, err := s.Version(ctx, repoID, n); err != nil {
+	v, err := s.Version(ctx, repoID, n)
+	if err != nil {
 		return nil, err
 	}
-	count := func(where string, args ...any) (map[content.Type]int, error) {
-		var rows []struct {
-			Type  content.Type `bun:"content_type"`
-			Count int          `bun:"n"`
-		}
-		err := s.db.NewSelect().Table("repository_contents").ColumnExpr("content_type, count(*) AS n").
-			Where("repository_id = ?", repoID).Where(where, args...).
-			GroupExpr("content_type").Scan(ctx, &rows)
-		out := make(map[content.Type]int, len(rows))
-		for _, r := range rows {
-			out[r.Type] = r.Count
-		}
-		return out, err
+	if v.Counts != nil {
+		return v.Counts, nil
 	}
-	var sum Summary
-	var err error
-	if sum.Added, err = count("version_added = ?", n); err != nil {
+	sum := newSummary()
+	if sum.Added, err = s.countWhere(ctx, repoID, "version_added = ?", n); err != nil {
 		return nil, err
 	}
-	if sum.Removed, err = count("version_removed = ?", n); err != nil {
+	if sum.Removed, err = s.countWhere(ctx, repoID, "version_removed = ?", n); err != nil {
 		return nil, err
 	}
-	if sum.Present, err = count("version_added <= ? AND (version_removed IS NULL OR version_removed > ?)", n, n); err != nil {
+	if sum.Present, err = s.countWhere(ctx, repoID, presentIn, n, n); err != nil {
 		return nil, err
 	}
-	return &sum, nil
+	return sum, nil
 }

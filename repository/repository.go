@@ -93,6 +93,8 @@ type Version struct {
 	Number       int       `bun:"number" json:"number"`
 	BaseVersion  *int      `bun:"base_version" json:"base_version"`
 	CreatedAt    time.Time `bun:"created_at" json:"created_at"`
+	// counts is the content summary, written with the version.
+	Counts *Summary `bun:"counts" json:"-"`
 }
 
 // Page limits a listing. Limit <= 0 means DefaultLimit; Limit is capped at
@@ -148,7 +150,7 @@ func (s *Store) CreateRepository(ctx context.Context, name, description string) 
 			}
 			return err
 		}
-		v := &Version{ID: uuid.NewString(), RepositoryID: r.ID, Number: 0, CreatedAt: now}
+		v := &Version{ID: uuid.NewString(), RepositoryID: r.ID, Number: 0, CreatedAt: now, Counts: newSummary()}
 		_, err := tx.db.NewInsert().Model(v).Exec(ctx)
 		return err
 	})

@@ -387,6 +387,7 @@ func TestDeleteVersionKeepsOtherVersions(t *testing.T) {
 						t.Fatalf("trial %d: after deleting %d, version %d holds %v, want %v", trial, n, k, got, ids)
 					}
 				}
+				checkSummaries(t, s, r.ID, want)
 				if _, err := s.Version(ctx, r.ID, n); !errors.Is(err, repository.ErrNotFound) {
 					t.Fatalf("deleted version %d still found: %v", n, err)
 				}
@@ -464,4 +465,50 @@ func TestConcurrentVersionsAreConsecutive(t *testing.T) {
 			t.Errorf("latest holds %d units, want %d", len(got), 4*n)
 		}
 	})
+}
+
+// checkSummaries checks each version's stored summary against its content
+// and the content of the version before it.
+func checkSummaries(t *testing.T, s *repository.Store, repoID string, want map[int][]int64) {
+	t.Helper()
+	var nums []int
+	for k := range want {
+		nums = append(nums, k)
+	}
+	sort.Ints(nums)
+	var prev map[int64]bool
+	for _, k := range nums {
+		sum, err := s.Summary(context.Background(), repoID, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur := map[int64]bool{}
+		for _, id := range want[k] {
+			cur[id] = true
+		}
+		added, removed := 0, 0
+		for id := range cur {
+			if prev != nil && !prev[id] {
+				added++
+			}
+		}
+		for id := range prev {
+			if !cur[id] {
+				removed++
+			}
+		}
+		total := func(m map[content.Type]int) (n int) {
+			for _, c := range m {
+				n += c
+			}
+			return n
+		}
+		if total(sum.Present) != len(cur) {
+			t.Fatalf("version %d summary present %v, but it holds %d units", k, sum.Present, len(cur))
+		}
+		if prev != nil && (total(sum.Added) != added || total(sum.Removed) != removed) {
+			t.Fatalf("version %d summary added %v removed %v; want %d added, %d removed since the version before", k, sum.Added, sum.Removed, added, removed)
+		}
+		prev = cur
+	}
 }

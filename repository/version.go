@@ -169,17 +169,35 @@ func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Vers
 		}
 	}
 
+	latestV, err := s.Version(ctx, repoID, repo.LatestVersion)
+	if err != nil {
+		return nil, 0, err
+	}
+	counts := newSummary()
+	if latestV.Counts != nil {
+		for t, k := range latestV.Counts.Present {
+			counts.Present[t] = k
+		}
+	} else if counts.Present, err = s.countWhere(ctx, repoID, presentIn, repo.LatestVersion, repo.LatestVersion); err != nil {
+		return nil, 0, err
+	}
+
 	changed := 0
 	for start := 0; start < len(remove); start += batch {
-		res, err := s.db.NewUpdate().Table("repository_contents").Set("version_removed = ?", n).
+		var gone []content.Type
+		err := s.db.NewUpdate().Table("repository_contents").Set("version_removed = ?", n).
 			Where("repository_id = ? AND version_removed IS NULL", repoID).
 			Where("content_id IN (?)", bun.In(remove[start:min(start+batch, len(remove))])).
-			Exec(ctx)
+			Returning("content_type").
+			Scan(ctx, &gone)
 		if err != nil {
 			return nil, 0, err
 		}
-		k, _ := res.RowsAffected()
-		changed += int(k)
+		for _, t := range gone {
+			counts.Removed[t]++
+			counts.Present[t]--
+		}
+		changed += len(gone)
 	}
 
 	live, err := s.liveAmong(ctx, repoID, add)
@@ -198,12 +216,17 @@ func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Vers
 			return nil, 0, err
 		}
 	}
+	for _, r := range rows {
+		counts.Added[r.ContentType]++
+		counts.Present[r.ContentType]++
+	}
 	changed += len(rows)
 	if changed == 0 {
 		return nil, 0, fmt.Errorf("%w: repository %q already holds exactly that content", ErrNoChange, repo.Name)
 	}
 
-	v := &Version{ID: uuid.NewString(), RepositoryID: repoID, Number: n, BaseVersion: ch.Base, CreatedAt: time.Now().UTC()}
+	counts.prune()
+	v := &Version{ID: uuid.NewString(), RepositoryID: repoID, Number: n, BaseVersion: ch.Base, CreatedAt: time.Now().UTC(), Counts: counts}
 	if _, err := s.db.NewInsert().Model(v).Exec(ctx); err != nil {
 		return nil, 0, err
 	}
@@ -423,6 +446,27 @@ func (s *Store) DeleteVersion(ctx context.Context, repoID string, n int) error {
 				return err
 			}
 			if _, err := rc().Set("version_removed = ?", next).Where("version_removed = ?", n).Exec(ctx); err != nil {
+				return err
+			}
+			// The next version now carries n's changes too; what it holds
+			// is unchanged.
+			nv, err := tx.Version(ctx, repoID, next)
+			if err != nil {
+				return err
+			}
+			if nv.Counts == nil {
+				nv.Counts = newSummary()
+				if nv.Counts.Present, err = tx.countWhere(ctx, repoID, presentIn, next, next); err != nil {
+					return err
+				}
+			}
+			if nv.Counts.Added, err = tx.countWhere(ctx, repoID, "version_added = ?", next); err != nil {
+				return err
+			}
+			if nv.Counts.Removed, err = tx.countWhere(ctx, repoID, "version_removed = ?", next); err != nil {
+				return err
+			}
+			if _, err := tx.db.NewUpdate().Model(nv).Column("counts").WherePK().Exec(ctx); err != nil {
 				return err
 			}
 		}
