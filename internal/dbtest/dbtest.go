@@ -19,6 +19,11 @@ import (
 // EnvPostgres names the environment variable holding a PostgreSQL DSN for tests.
 const EnvPostgres = "MOORING_TEST_POSTGRES"
 
+// EnvRequire, when set (as CI sets it), turns a skip for a missing peer
+// (PostgreSQL, docker-registry, podman, …) into a failure, so that nothing
+// skips silently where everything is meant to be installed.
+const EnvRequire = "MOORING_TEST_REQUIRE"
+
 // Dialects lists the dialects tests run on here: "sqlite", and "pg" when
 // EnvPostgres is set.
 func Dialects() []string {
@@ -54,6 +59,9 @@ func Open(tb testing.TB, dialect string) *bun.DB {
 	}
 	dsn := os.Getenv(EnvPostgres)
 	if dsn == "" {
+		if os.Getenv(EnvRequire) != "" {
+			tb.Fatalf("%s is set but %s is not: PostgreSQL tests must run here", EnvRequire, EnvPostgres)
+		}
 		tb.Skipf("PostgreSQL tests skipped: set %s to a DSN such as postgres://postgres@127.0.0.1:5432/test?sslmode=disable", EnvPostgres)
 	}
 	admin, err := db.Open(ctx, dsn)
