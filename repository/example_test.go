@@ -10,7 +10,6 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/mooring-dev/mooring/content"
-	"github.com/mooring-dev/mooring/internal/db"
 	"github.com/mooring-dev/mooring/repository"
 )
 
@@ -20,14 +19,11 @@ func Example() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "mooring-example")
 	defer os.RemoveAll(dir)
-	d, err := db.Open(ctx, filepath.Join(dir, "mooring.db"))
+	d, err := repository.Open(ctx, filepath.Join(dir, "mooring.db"))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer d.Close()
-	if err := repository.Migrate(ctx, d); err != nil {
-		log.Fatal(err)
-	}
 	s := repository.New(d)
 
 	repo, err := s.CreateRepository(ctx, "foo", "mirror of busybox")
@@ -79,9 +75,8 @@ func ExampleStore_DeleteVersion() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "mooring-example")
 	defer os.RemoveAll(dir)
-	d, _ := db.Open(ctx, filepath.Join(dir, "mooring.db"))
+	d, _ := repository.Open(ctx, filepath.Join(dir, "mooring.db"))
 	defer d.Close()
-	repository.Migrate(ctx, d)
 	s := repository.New(d)
 	repo, _ := s.CreateRepository(ctx, "foo", "")
 

@@ -50,6 +50,25 @@ func Migrate(ctx context.Context, d *bun.DB) error {
 	return db.Migrate(ctx, d, db.Migrations{Set: "repository", FS: sub})
 }
 
+// Open opens the metadata database named by dsn and migrates this
+// package's tables:
+//   - "postgres://…" or "postgresql://…": PostgreSQL;
+//   - a file path, "file:PATH" or "sqlite://PATH": SQLite (pure Go, no cgo,
+//     WAL mode), the file and its directory created if missing.
+//
+// Programs that open bun themselves call Migrate instead.
+func Open(ctx context.Context, dsn string) (*bun.DB, error) {
+	d, err := db.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := Migrate(ctx, d); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
 // Store reads and writes repositories, versions and content.
 type Store struct {
 	db bun.IDB
