@@ -20,7 +20,11 @@ func checkDuplicateKeys(raw []byte) error {
 	// object, nil for an array. expectKey tracks whether the next string in
 	// an object is a key or a value.
 	var stack []map[string]bool
+	// exact marks the open objects decoded into Go maps (annotations),
+	// whose keys are matched exactly, so keys differing in case are distinct.
+	var exact []bool
 	expectKey := false
+	lastKey := ""
 	for {
 		tok, err := dec.Token()
 		if err != nil {
@@ -33,18 +37,28 @@ func checkDuplicateKeys(raw []byte) error {
 			switch t {
 			case '{':
 				stack = append(stack, map[string]bool{})
+				exact = append(exact, lastKey == "annotations")
 				expectKey = true
 				continue
 			case '[':
 				stack = append(stack, nil)
+				exact = append(exact, false)
 			default:
 				stack = stack[:len(stack)-1]
+				exact = exact[:len(exact)-1]
 			}
 		case string:
 			if expectKey {
-				k := foldKey(t)
+				k := t
+				if !exact[len(exact)-1] {
+					k = foldKey(t)
+				}
+				lastKey = t
 				keys := stack[len(stack)-1]
 				if keys[k] {
+					if exact[len(exact)-1] {
+						return invalid("duplicate key %q", t)
+					}
 					return invalid("duplicate key %q: keys that differ only in case count as the same", t)
 				}
 				keys[k] = true
@@ -54,6 +68,7 @@ func checkDuplicateKeys(raw []byte) error {
 		}
 		// A value ended, or an array opened; in an object the next token is
 		// a key.
+		lastKey = ""
 		expectKey = len(stack) > 0 && stack[len(stack)-1] != nil
 	}
 }

@@ -395,3 +395,16 @@ func TestParseErrors(t *testing.T) {
 		})
 	}
 }
+
+// Annotations are decoded into a map, where keys that differ in case are
+// different keys; real images carry such pairs and must be accepted.
+func TestAnnotationKeysDifferingInCaseAreDistinct(t *testing.T) {
+	raw := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[],"annotations":{"Org.Label":"1","org.label":"2"}}`)
+	doc, err := Parse(MediaTypeOCIIndex, raw)
+	if err != nil {
+		t.Fatalf("annotations differing in case rejected: %v", err)
+	}
+	if a := doc.(*ManifestList).Annotations; a["Org.Label"] != "1" || a["org.label"] != "2" {
+		t.Errorf("annotations = %v, want both keys kept", a)
+	}
+}
