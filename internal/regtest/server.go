@@ -1,0 +1,228 @@
+// Package regtest starts registries for tests and benchmarks and pushes
+// deterministic test images to them.
+//
+// Two registries are available: CNCF distribution (the Debian
+// docker-registry binary) as a real server on a loopback port, and
+// go-containerregistry's pkg/registry in process, which is faster to start
+// and accepts anything, such as Docker schema 1 manifests or foreign layers.
+package regtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+)
+
+// DistributionBinary is the CNCF distribution server Debian installs with
+// the docker-registry package.
+const DistributionBinary = "docker-registry"
+
+// StartInProcess serves go-containerregistry's registry from an
+// httptest.Server, closed when the test ends, and returns its host:port.
+func StartInProcess(tb testing.TB) string {
+	tb.Helper()
+	srv := httptest.NewServer(InProcessHandler())
+	tb.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// InProcessHandler returns a fresh go-containerregistry registry handler
+// with in-memory storage and without request logging, to put behind test
+// middleware (authentication, fault injection) before serving it.
+func InProcessHandler() http.Handler {
+	return registry.New(registry.Logger(discardLogger()))
+}
+
+// StartDistribution starts the docker-registry binary on a free loopback
+// port with storage in a temporary directory, stops it when the test ends,
+// and returns its host:port. The test is skipped, saying why, when the binary
+// is not installed.
+func StartDistribution(tb testing.TB) string {
+	tb.Helper()
+	if _, err := exec.LookPath(DistributionBinary); err != nil {
+		tb.Skipf("CNCF distribution not installed (%s not in PATH; apt-get install docker-registry, as .ci/run does)", DistributionBinary)
+	}
+	d, err := RunDistribution(tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := d.Stop(); err != nil {
+			tb.Logf("stop docker-registry: %v", err)
+		}
+	})
+	return d.Host
+}
+
+// Distribution is a running docker-registry process.
+type Distribution struct {
+	// Host is the host:port it listens on, on 127.0.0.1.
+	Host string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+// RunDistribution starts docker-registry with storage under root, on a free
+// loopback port, and waits until it answers GET /v2/. The caller stops it
+// with Stop. It is StartDistribution for programs, such as benchmarks, that
+// have no testing.TB.
+func RunDistribution(root string) (*Distribution, error) {
+	bin, err := exec.LookPath(DistributionBinary)
+	if err != nil {
+		return nil, fmt.Errorf("CNCF distribution not installed: %w", err)
+	}
+	var lastErr error
+	// A port found free may be taken before the server binds it: try again.
+	for range 3 {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		host := fmt.Sprintf("127.0.0.1:%d", port)
+		d, err := startDistribution(bin, root, host)
+		if err == nil {
+			return d, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+// distributionConfig is the server's configuration: filesystem storage,
+// deletes enabled, no auth, quiet logs. The Debian default config
+// (/etc/docker/registry/config.yml) turns on htpasswd auth and listens on
+// every interface, so it is not used.
+const distributionConfig = `version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: %s
+  headers:
+    X-Content-Type-Options: [nosniff]
+`
+
+func startDistribution(bin, root, host string) (*Distribution, error) {
+	storage := filepath.Join(root, "storage")
+	if err := os.MkdirAll(storage, 0o755); err != nil {
+		return nil, err
+	}
+	config := filepath.Join(root, "config.yml")
+	if err := os.WriteFile(config, fmt.Appendf(nil, distributionConfig, storage, host), 0o644); err != nil {
+		return nil, err
+	}
+	out := new(syncBuffer)
+	cmd := exec.Command(bin, "serve", config)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	d := &Distribution{Host: host, cmd: cmd, out: out, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(d.done) }()
+
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-d.done:
+			return nil, fmt.Errorf("docker-registry on %s exited at start: %s", host, out.String())
+		default:
+		}
+		resp, err := client.Get("http://" + host + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return d, nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.Stop()
+	return nil, fmt.Errorf("docker-registry on %s did not answer within 15s: %s", host, out.String())
+}
+
+// Stop kills the server and waits for it to exit.
+func (d *Distribution) Stop() error {
+	select {
+	case <-d.done:
+		return nil
+	default:
+	}
+	if err := d.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	<-d.done
+	return nil
+}
+
+// Output returns what the server has logged so far.
+func (d *Distribution) Output() string { return d.out.String() }
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.b.Len() > 1<<20 {
+		return len(p), nil // keep the start, where the useful errors are
+	}
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Ping waits until the registry at host answers GET /v2/ or ctx is done.
+func Ping(ctx context.Context, host string) error {
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/v2/", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
