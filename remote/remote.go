@@ -1,0 +1,401 @@
+// Package remote keeps the upstream registries Mooring mirrors from
+// (remotes) and syncs an upstream repository into a Mooring repository,
+// creating a new immutable version.
+//
+// A Remote has the fields of Pulp's docker remote. Syncer.Sync lists the
+// upstream's tags, filters them, fetches manifests and manifest lists with
+// their exact bytes, streams config and layer blobs into a storage.Driver
+// with bounded concurrency, and creates the new repository version in one
+// transaction at the end, only when something changed. It is built on
+// oras-go's registry client with its auth and retry transports.
+package remote
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/internal/db"
+)
+
+// Errors returned by this package, wrapped with the id or name that failed;
+// test with errors.Is.
+var (
+	// ErrNotFound: no remote has that id or name.
+	ErrNotFound = errors.New("remote not found")
+	// ErrConflict: a remote with that name already exists.
+	ErrConflict = errors.New("remote conflict")
+	// ErrInvalid: a field has a bad value; the error is a *FieldError.
+	ErrInvalid = errors.New("invalid remote")
+)
+
+// FieldError says which field of a Remote is invalid and why. It wraps
+// ErrInvalid.
+type FieldError struct {
+	// Field is the field's name as the REST API spells it ("url",
+	// "upstream_name", "download_concurrency", ...).
+	Field string
+	// Message says what is wrong.
+	Message string
+}
+
+// Error returns "invalid remote: <field>: <message>".
+func (e *FieldError) Error() string { return ErrInvalid.Error() + ": " + e.Field + ": " + e.Message }
+
+// Unwrap returns ErrInvalid.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// Defaults applied by New, by JSON decoding and, for zero values, by
+// Store.Create.
+const (
+	DefaultDownloadConcurrency = 10
+	// MaxDownloadConcurrency caps DownloadConcurrency: more parallel
+	// downloads from one registry only invite rate limiting.
+	MaxDownloadConcurrency = 100
+)
+
+// Remote is an upstream repository to sync from, with the fields of Pulp's
+// docker remote. Password and SSLClientKey are write-only: they are stored
+// and used by Sync, but never encoded to JSON, printed or logged.
+type Remote struct {
+	// ID is assigned by Store.Create.
+	ID string `json:"id" bun:"id,pk"`
+	// Name is unique among remotes.
+	Name string `json:"name" bun:"name"`
+	// URL is the registry's base URL, such as https://registry-1.docker.io;
+	// an http:// URL is spoken to in plain HTTP.
+	URL string `json:"url" bun:"url"`
+	// UpstreamName is the repository on the registry. On Docker Hub a
+	// one-segment name such as "busybox" means "library/busybox".
+	UpstreamName string `json:"upstream_name" bun:"upstream_name"`
+	// WhitelistTags is Pulp 4.0's name for IncludeTags; both are honoured,
+	// a tag being included when it matches a pattern of either.
+	WhitelistTags []string `json:"whitelist_tags" bun:"whitelist_tags,type:text"`
+	// IncludeTags, when not empty, limits a sync to tags matching one of its
+	// patterns; ExcludeTags then drops tags matching one of its. A pattern
+	// matches a whole tag, '*' standing for any run of characters and '?'
+	// for any one character.
+	IncludeTags []string `json:"include_tags" bun:"include_tags,type:text"`
+	ExcludeTags []string `json:"exclude_tags" bun:"exclude_tags,type:text"`
+	// DownloadConcurrency bounds parallel requests to the upstream
+	// (default 10, at most MaxDownloadConcurrency).
+	DownloadConcurrency int `json:"download_concurrency" bun:"download_concurrency"`
+	// Username and Password authenticate to the registry, by basic auth or
+	// to its token service. Password is write-only.
+	Username string `json:"username" bun:"username"`
+	Password string `json:"-" bun:"password"`
+	// SSLCACertificate is PEM CA certificates to trust besides the system's.
+	SSLCACertificate string `json:"ssl_ca_certificate" bun:"ssl_ca_certificate"`
+	// SSLClientCertificate and SSLClientKey are a PEM client certificate
+	// and its key for TLS client authentication. The key is write-only.
+	SSLClientCertificate string `json:"ssl_client_certificate" bun:"ssl_client_certificate"`
+	SSLClientKey         string `json:"-" bun:"ssl_client_key"`
+	// SSLValidation checks the registry's TLS certificate. It defaults to
+	// true through New and JSON decoding; the zero Remote has it false, so
+	// code building a Remote by hand should start from New.
+	SSLValidation bool `json:"ssl_validation" bun:"ssl_validation"`
+	// ProxyURL is an http, https or socks5 proxy for every request.
+	ProxyURL  string    `json:"proxy_url" bun:"proxy_url"`
+	CreatedAt time.Time `json:"created_at" bun:"created_at"`
+}
+
+// New returns a Remote with the defaults filled in: DownloadConcurrency 10
+// and SSLValidation on.
+func New(name, url, upstreamName string) *Remote {
+	return &Remote{Name: name, URL: url, UpstreamName: upstreamName,
+		DownloadConcurrency: DefaultDownloadConcurrency, SSLValidation: true}
+}
+
+// UnmarshalJSON decodes a remote as the REST API receives it: fields left
+// out take their defaults (download_concurrency 10, ssl_validation true),
+// and the write-only "password" and "ssl_client_key" are read although they
+// are never written.
+func (r *Remote) UnmarshalJSON(data []byte) error {
+	type plain Remote
+	in := struct {
+		*plain
+		Password     *string `json:"password"`
+		SSLClientKey *string `json:"ssl_client_key"`
+	}{plain: (*plain)(r)}
+	if r.DownloadConcurrency == 0 && r.ID == "" {
+		r.DownloadConcurrency, r.SSLValidation = DefaultDownloadConcurrency, true
+	}
+	if err := json.Unmarshal(data, &in); err != nil {
+		return err
+	}
+	if in.Password != nil {
+		r.Password = *in.Password
+	}
+	if in.SSLClientKey != nil {
+		r.SSLClientKey = *in.SSLClientKey
+	}
+	return nil
+}
+
+// String describes the remote for people, without secrets.
+func (r Remote) String() string {
+	return fmt.Sprintf("remote %q (%s, %s)", r.Name, r.URL, r.UpstreamName)
+}
+
+// LogValue logs the remote without its secrets.
+func (r Remote) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", r.ID), slog.String("name", r.Name),
+		slog.String("url", r.URL), slog.String("upstream_name", r.UpstreamName))
+}
+
+// dockerHubHosts are the names Docker Hub's registry goes by.
+var dockerHubHosts = map[string]bool{
+	"docker.io": true, "index.docker.io": true, "registry-1.docker.io": true, "registry.hub.docker.com": true,
+}
+
+// Upstream returns the repository name to ask the registry for: on Docker
+// Hub a one-segment name such as "busybox" is "library/busybox".
+func (r *Remote) Upstream() string {
+	u, err := url.Parse(r.URL)
+	if err == nil && dockerHubHosts[strings.ToLower(u.Hostname())] && !strings.Contains(r.UpstreamName, "/") {
+		return "library/" + r.UpstreamName
+	}
+	return r.UpstreamName
+}
+
+// Validate checks every field and returns a *FieldError for the first that
+// is wrong.
+func (r *Remote) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
+	}
+	if strings.TrimSpace(r.Name) == "" {
+		return bad("name", "must not be empty")
+	}
+	if len(r.Name) > 255 {
+		return bad("name", "must be at most 255 characters")
+	}
+	if r.URL == "" {
+		return bad("url", "must not be empty")
+	}
+	u, err := url.Parse(r.URL)
+	if err != nil {
+		return bad("url", "%v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return bad("url", "scheme must be http or https, not %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return bad("url", "has no host")
+	}
+	if u.User != nil {
+		return bad("url", "must not hold credentials; use username and password")
+	}
+	if p := strings.Trim(u.Path, "/"); p != "" && p != "v2" {
+		return bad("url", "must be the registry's base URL, without a path")
+	}
+	if r.UpstreamName == "" {
+		return bad("upstream_name", "must not be empty")
+	}
+	if err := content.ValidateRepositoryName(r.Upstream()); err != nil {
+		return bad("upstream_name", "%v", err)
+	}
+	for field, patterns := range map[string][]string{"whitelist_tags": r.WhitelistTags, "include_tags": r.IncludeTags, "exclude_tags": r.ExcludeTags} {
+		for _, p := range patterns {
+			if p == "" || len(p) > 256 {
+				return bad(field, "pattern %q must be 1 to 256 characters", p)
+			}
+		}
+	}
+	if r.DownloadConcurrency < 1 || r.DownloadConcurrency > MaxDownloadConcurrency {
+		return bad("download_concurrency", "must be between 1 and %d, not %d", MaxDownloadConcurrency, r.DownloadConcurrency)
+	}
+	if r.Password != "" && r.Username == "" {
+		return bad("username", "is required with a password")
+	}
+	if r.SSLCACertificate != "" {
+		if !x509.NewCertPool().AppendCertsFromPEM([]byte(r.SSLCACertificate)) {
+			return bad("ssl_ca_certificate", "holds no PEM certificate")
+		}
+	}
+	if (r.SSLClientCertificate == "") != (r.SSLClientKey == "") {
+		return bad("ssl_client_certificate", "ssl_client_certificate and ssl_client_key go together")
+	}
+	if r.SSLClientCertificate != "" {
+		if _, err := tls.X509KeyPair([]byte(r.SSLClientCertificate), []byte(r.SSLClientKey)); err != nil {
+			return bad("ssl_client_key", "%v", err)
+		}
+	}
+	if r.ProxyURL != "" {
+		p, err := url.Parse(r.ProxyURL)
+		if err != nil {
+			return bad("proxy_url", "%v", err)
+		}
+		switch p.Scheme {
+		case "http", "https", "socks5", "socks5h":
+		default:
+			return bad("proxy_url", "scheme must be http, https or socks5, not %q", p.Scheme)
+		}
+		if p.Host == "" {
+			return bad("proxy_url", "has no host")
+		}
+	}
+	return nil
+}
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate creates or updates the tables of this package. It is idempotent
+// and safe to call from several processes at once.
+func Migrate(ctx context.Context, d *bun.DB) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	return db.Migrate(ctx, d, db.Migrations{Set: "remote", FS: sub})
+}
+
+// Store reads and writes remotes. It works on a *bun.DB or inside a
+// transaction.
+type Store struct {
+	db bun.IDB
+}
+
+// NewStore returns a Store over db. The tables must exist (see Migrate).
+func NewStore(db bun.IDB) *Store { return &Store{db: db} }
+
+// Filter selects remotes in List. Limit <= 0 means 100; it is capped at
+// 1000.
+type Filter struct {
+	// Name is an exact name; "" selects every remote.
+	Name   string
+	Limit  int
+	Offset int
+}
+
+// Create validates r, fills in its ID, CreatedAt and zero-valued defaults
+// (DownloadConcurrency), and stores it. A taken name gives ErrConflict.
+func (s *Store) Create(ctx context.Context, r *Remote) error {
+	if r.DownloadConcurrency == 0 {
+		r.DownloadConcurrency = DefaultDownloadConcurrency
+	}
+	r.normalize()
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	r.ID = uuid.NewString()
+	r.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	if _, err := s.db.NewInsert().Model(r).ModelTableExpr("remotes").Exec(ctx); err != nil {
+		r.ID = ""
+		if db.IsUniqueViolation(err) {
+			return fmt.Errorf("%w: a remote named %q already exists", ErrConflict, r.Name)
+		}
+		return err
+	}
+	return nil
+}
+
+// normalize gives nil lists a stored form of [] rather than null.
+func (r *Remote) normalize() {
+	for _, l := range []*[]string{&r.WhitelistTags, &r.IncludeTags, &r.ExcludeTags} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+}
+
+// Get returns the remote with the given id, secrets included (Sync needs
+// them; JSON encoding leaves them out).
+func (s *Store) Get(ctx context.Context, id string) (*Remote, error) {
+	r := new(Remote)
+	if err := s.db.NewSelect().Model(r).ModelTableExpr("remotes AS remote").Where("id = ?", id).Scan(ctx); err != nil {
+		return nil, notFound(err, "remote %q", id)
+	}
+	return r, nil
+}
+
+// GetByName returns the remote with the given name.
+func (s *Store) GetByName(ctx context.Context, name string) (*Remote, error) {
+	r := new(Remote)
+	if err := s.db.NewSelect().Model(r).ModelTableExpr("remotes AS remote").Where("name = ?", name).Scan(ctx); err != nil {
+		return nil, notFound(err, "remote named %q", name)
+	}
+	return r, nil
+}
+
+// List returns remotes ordered by name, with the total count matching f.
+func (s *Store) List(ctx context.Context, f Filter) ([]Remote, int, error) {
+	if f.Limit < 0 || f.Offset < 0 {
+		return nil, 0, &FieldError{Field: "limit", Message: "limit and offset must not be negative"}
+	}
+	if f.Limit == 0 {
+		f.Limit = 100
+	}
+	f.Limit = min(f.Limit, 1000)
+	out := []Remote{}
+	q := s.db.NewSelect().Model(&out).ModelTableExpr("remotes AS remote").Order("name").Limit(int64(f.Limit)).Offset(int64(f.Offset))
+	if f.Name != "" {
+		q = q.Where("name = ?", f.Name)
+	}
+	n, err := q.ScanAndCount(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, int(n), nil
+}
+
+// Update validates r and replaces the stored remote with the same ID; ID
+// and CreatedAt are kept as stored. A taken name gives ErrConflict.
+func (s *Store) Update(ctx context.Context, r *Remote) error {
+	r.normalize()
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	res, err := s.db.NewUpdate().Model(r).ModelTableExpr("remotes AS remote").ExcludeColumn("id", "created_at").
+		Where("id = ?", r.ID).Exec(ctx)
+	if err != nil {
+		if db.IsUniqueViolation(err) {
+			return fmt.Errorf("%w: a remote named %q already exists", ErrConflict, r.Name)
+		}
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: remote %q", ErrNotFound, r.ID)
+	}
+	stored, err := s.Get(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	r.CreatedAt = stored.CreatedAt
+	return nil
+}
+
+// Delete removes the remote with the given id. Repositories synced from it
+// keep their content.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	res, err := s.db.NewDelete().Model((*Remote)(nil)).ModelTableExpr("remotes AS remote").Where("id = ?", id).Exec(ctx)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: remote %q", ErrNotFound, id)
+	}
+	return nil
+}
+
+func notFound(err error, format string, args ...any) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: "+format, append([]any{ErrNotFound}, args...)...)
+	}
+	return err
+}
