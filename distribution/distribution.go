@@ -1,0 +1,369 @@
+// Package distribution maps base paths to what they serve: the latest
+// version of a repository, followed as new versions appear, or one pinned
+// repository version. Store keeps distributions; Registry is the read-only
+// view the registry (pull) API serves from, with caches that keep a
+// manifest GET to a map lookup.
+package distribution
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+
+	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/internal/db"
+	"github.com/mooring-dev/mooring/repository"
+)
+
+// Errors returned by this package, wrapped with the name, path or digest
+// that failed.
+var (
+	// ErrNotFound: no distribution has the given id.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the change would break a rule that involves other rows,
+	// such as deleting a repository version a distribution serves.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: a field is malformed; the error is a *FieldError.
+	ErrInvalid = errors.New("invalid")
+
+	// ErrNameUnknown: no distribution serves the base path (distribution
+	// spec error code NAME_UNKNOWN).
+	ErrNameUnknown = errors.New("repository name not known to registry")
+	// ErrManifestUnknown: the reference names no manifest in the served
+	// version (MANIFEST_UNKNOWN).
+	ErrManifestUnknown = errors.New("manifest unknown")
+	// ErrBlobUnknown: the digest names no blob in the served version
+	// (BLOB_UNKNOWN).
+	ErrBlobUnknown = errors.New("blob unknown to registry")
+)
+
+// FieldError says which field of a distribution is wrong and why. It wraps
+// ErrInvalid, or ErrConflict for a base path or name already taken.
+type FieldError struct {
+	Field   string
+	Message string
+	Err     error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// Unwrap returns ErrInvalid or ErrConflict.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...), Err: ErrInvalid}
+}
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate creates or updates the distributions table, after the
+// repository tables it refers to. It is idempotent.
+func Migrate(ctx context.Context, d *bun.DB) error {
+	if err := repository.Migrate(ctx, d); err != nil {
+		return err
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	return db.Migrate(ctx, d, db.Migrations{Set: "distribution", FS: sub})
+}
+
+// Distribution serves one repository, or one version of it, at a base path.
+// Exactly one of RepositoryID and RepositoryVersionID is set.
+type Distribution struct {
+	bun.BaseModel `bun:"table:distributions"`
+
+	ID       string `bun:"id,pk"`
+	Name     string `bun:"name"`
+	BasePath string `bun:"base_path"`
+	// RepositoryID, when set, serves the repository's latest version.
+	RepositoryID *string `bun:"repository_id"`
+	// RepositoryVersionID, when set, serves that version only.
+	RepositoryVersionID *string   `bun:"repository_version_id"`
+	CreatedAt           time.Time `bun:"created_at"`
+}
+
+// Filter selects distributions in List. Zero fields do not filter.
+type Filter struct {
+	Name     string
+	BasePath string
+	repository.Page
+}
+
+// Store reads and writes distributions.
+type Store struct {
+	db bun.IDB
+	// gen counts writes made through this Store, so a Registry built on it
+	// drops its base-path cache at once instead of waiting for the TTL.
+	gen *atomic.Int64
+}
+
+// NewStore returns a Store on db, a *bun.DB or a bun.Tx.
+func NewStore(db bun.IDB) *Store { return &Store{db: db, gen: new(atomic.Int64)} }
+
+func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *Store) error) error {
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if tx.Dialect().Name() == dialect.PG {
+			// Base-path prefix checks read other rows: serialise writers.
+			if _, err := tx.ExecContext(ctx, "LOCK TABLE distributions IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+				return err
+			}
+		}
+		return fn(ctx, &Store{db: tx, gen: s.gen})
+	})
+	s.gen.Add(1)
+	return err
+}
+
+// Get returns the distribution with the given id.
+func (s *Store) Get(ctx context.Context, id string) (*Distribution, error) {
+	if uuid.Validate(id) != nil {
+		return nil, fmt.Errorf("%w: distribution %q", ErrNotFound, id)
+	}
+	d := new(Distribution)
+	if err := s.db.NewSelect().Model(d).Where("id = ?", id).Scan(ctx); err != nil {
+		return nil, notFound(err, ErrNotFound, "distribution %q", id)
+	}
+	return d, nil
+}
+
+// ByBasePath returns the distribution serving basePath, or ErrNameUnknown.
+func (s *Store) ByBasePath(ctx context.Context, basePath string) (*Distribution, error) {
+	d := new(Distribution)
+	if err := s.db.NewSelect().Model(d).Where("base_path = ?", basePath).Scan(ctx); err != nil {
+		return nil, notFound(err, ErrNameUnknown, "%s", basePath)
+	}
+	return d, nil
+}
+
+// List lists distributions by name, with the total matching f.
+func (s *Store) List(ctx context.Context, f Filter) ([]Distribution, int, error) {
+	limit, offset, err := page(f.Page)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []Distribution
+	q := s.db.NewSelect().Model(&out).Order("name").Limit(int64(limit)).Offset(int64(offset))
+	if f.Name != "" {
+		q = q.Where("name = ?", f.Name)
+	}
+	if f.BasePath != "" {
+		q = q.Where("base_path = ?", f.BasePath)
+	}
+	n, err := q.ScanAndCount(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, int(n), nil
+}
+
+// BasePaths lists up to n base paths in lexical order, starting after last;
+// it is the registry catalog.
+func (s *Store) BasePaths(ctx context.Context, n int, last string) ([]string, error) {
+	var out []string
+	q := s.db.NewSelect().Model((*Distribution)(nil)).Column("base_path").Order("base_path").Limit(int64(n))
+	if last != "" {
+		q = q.Where("base_path > ?", last)
+	}
+	err := q.Scan(ctx, &out)
+	return out, err
+}
+
+func page(p repository.Page) (limit, offset int, err error) {
+	if p.Limit < 0 || p.Offset < 0 {
+		return 0, 0, fieldErr("limit", "limit and offset must not be negative")
+	}
+	if p.Limit == 0 {
+		p.Limit = repository.DefaultLimit
+	}
+	return min(p.Limit, repository.MaxLimit), p.Offset, nil
+}
+
+// Create stores a new distribution; it fills in ID and CreatedAt.
+func (s *Store) Create(ctx context.Context, d *Distribution) error {
+	d.ID = uuid.NewString()
+	d.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	return s.inTx(ctx, func(ctx context.Context, tx *Store) error {
+		if err := tx.check(ctx, d); err != nil {
+			return err
+		}
+		_, err := tx.db.NewInsert().Model(d).Exec(ctx)
+		return tx.writeErr(err, d)
+	})
+}
+
+// Update replaces a distribution's name, base path and what it serves.
+func (s *Store) Update(ctx context.Context, d *Distribution) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *Store) error {
+		if _, err := tx.Get(ctx, d.ID); err != nil {
+			return err
+		}
+		if err := tx.check(ctx, d); err != nil {
+			return err
+		}
+		_, err := tx.db.NewUpdate().Model(d).Column("name", "base_path", "repository_id", "repository_version_id").
+			WherePK().Exec(ctx)
+		return tx.writeErr(err, d)
+	})
+}
+
+// Delete deletes a distribution. What it served stays.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *Store) error {
+		if _, err := tx.Get(ctx, id); err != nil {
+			return err
+		}
+		_, err := tx.db.NewDelete().Model((*Distribution)(nil)).Where("id = ?", id).Exec(ctx)
+		return err
+	})
+}
+
+// check validates d against the rules that need no other row, then the
+// base-path and reference rules that do.
+func (s *Store) check(ctx context.Context, d *Distribution) error {
+	if strings.TrimSpace(d.Name) == "" {
+		return fieldErr("name", "This field may not be blank.")
+	}
+	if len(d.Name) > 255 {
+		return fieldErr("name", "Ensure this field has no more than 255 characters.")
+	}
+	if err := content.ValidateRepositoryName(d.BasePath); err != nil {
+		// Clients pull <host>/<base_path>, so it must be a repository name.
+		return fieldErr("base_path", "%s", strings.TrimPrefix(err.Error(), content.ErrInvalidName.Error()+": "))
+	}
+	switch {
+	case d.RepositoryID != nil && d.RepositoryVersionID != nil:
+		return fieldErr("repository", "Only one of the attributes 'repository' and 'repository_version' may be used simultaneously.")
+	case d.RepositoryID == nil && d.RepositoryVersionID == nil:
+		return fieldErr("repository", "One of the attributes 'repository' and 'repository_version' must be set.")
+	case d.RepositoryID != nil:
+		if _, err := repository.New(s.db).Repository(ctx, *d.RepositoryID); err != nil {
+			if errors.Is(err, repository.ErrNotFound) {
+				return fieldErr("repository", "Invalid hyperlink - Object does not exist.")
+			}
+			return err
+		}
+	default:
+		if _, err := repository.New(s.db).VersionByID(ctx, *d.RepositoryVersionID); err != nil {
+			if errors.Is(err, repository.ErrNotFound) {
+				return fieldErr("repository_version", "Invalid hyperlink - Object does not exist.")
+			}
+			return err
+		}
+	}
+	var clash []string
+	err := s.db.NewSelect().Model((*Distribution)(nil)).Column("base_path").
+		Where("id <> ?", d.ID).
+		WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+			return q.Where("base_path = ?", d.BasePath).
+				WhereOr("base_path LIKE ? ESCAPE '\\'", likeEscape(d.BasePath)+"/%").
+				WhereOr("? LIKE "+concat(s.db, "base_path", "'/%'"), d.BasePath)
+		}).Limit(1).Scan(ctx, &clash)
+	if err != nil {
+		return err
+	}
+	if len(clash) > 0 {
+		if clash[0] == d.BasePath {
+			return &FieldError{Field: "base_path", Message: "distribution with this base path already exists.", Err: ErrConflict}
+		}
+		return &FieldError{Field: "base_path", Err: ErrConflict,
+			Message: fmt.Sprintf("Overlaps with existing distribution base path %q: no base path may be a prefix of another.", clash[0])}
+	}
+	return nil
+}
+
+// concat is SQL string concatenation; both dialects spell it ||.
+func concat(_ bun.IDB, a, b string) string { return "(" + a + " || " + b + ")" }
+
+func likeEscape(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return r.Replace(s)
+}
+
+func (s *Store) writeErr(err error, d *Distribution) error {
+	if db.IsUniqueViolation(err) {
+		if strings.Contains(err.Error(), "base_path") {
+			return &FieldError{Field: "base_path", Message: "distribution with this base path already exists.", Err: ErrConflict}
+		}
+		return &FieldError{Field: "name", Message: "distribution with this name already exists.", Err: ErrConflict}
+	}
+	if db.IsForeignKeyViolation(err) {
+		return fieldErr("repository", "Invalid hyperlink - Object does not exist.")
+	}
+	return err
+}
+
+// DeleteVersion deletes a repository version (see repository.Store.DeleteVersion)
+// unless a distribution pins it, which is ErrConflict.
+func (s *Store) DeleteVersion(ctx context.Context, repoID string, n int) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *Store) error {
+		repos := repository.New(tx.db)
+		v, err := repos.Version(ctx, repoID, n)
+		if err != nil {
+			return err
+		}
+		var names []string
+		if err := tx.db.NewSelect().Model((*Distribution)(nil)).Column("name").
+			Where("repository_version_id = ?", v.ID).Order("name").Scan(ctx, &names); err != nil {
+			return err
+		}
+		if len(names) > 0 {
+			return fmt.Errorf("%w: version %d is served by distribution %s; point the distribution elsewhere or delete it first",
+				ErrConflict, n, quoteList(names))
+		}
+		return repos.DeleteVersion(ctx, repoID, n)
+	})
+}
+
+// DeleteRepository deletes a repository (see repository.Store.DeleteRepository)
+// unless a distribution serves it or one of its versions, which is ErrConflict.
+func (s *Store) DeleteRepository(ctx context.Context, repoID string) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *Store) error {
+		repos := repository.New(tx.db)
+		if _, err := repos.Repository(ctx, repoID); err != nil {
+			return err
+		}
+		var names []string
+		err := tx.db.NewSelect().Model((*Distribution)(nil)).Column("name").
+			WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+				return q.Where("repository_id = ?", repoID).
+					WhereOr("repository_version_id IN (?)",
+						tx.db.NewSelect().Model((*repository.Version)(nil)).Column("id").Where("repository_id = ?", repoID))
+			}).Order("name").Scan(ctx, &names)
+		if err != nil {
+			return err
+		}
+		if len(names) > 0 {
+			return fmt.Errorf("%w: the repository is served by distribution %s; delete the distribution first",
+				ErrConflict, quoteList(names))
+		}
+		return repos.DeleteRepository(ctx, repoID)
+	})
+}
+
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}
+
+func notFound(err, sentinel error, format string, args ...any) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)
+	}
+	return err
+}

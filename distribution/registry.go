@@ -1,0 +1,336 @@
+package distribution
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/repository"
+	"github.com/mooring-dev/mooring/storage"
+)
+
+// BlobStore is what a Registry needs of blob storage.
+type BlobStore interface {
+	storage.Opener
+}
+
+// Options configure a Registry. Zero fields take the documented defaults.
+type Options struct {
+	// TTL is how long a base path's resolution to a repository version is
+	// trusted: a distribution that follows a repository serves a new
+	// version at most this long after it is created (at once when the
+	// distribution itself was changed through the Registry's Store).
+	// Default 1s.
+	TTL time.Duration
+	// CacheEntries bounds each cache of resolved manifests, tags and blobs.
+	// Default 10000.
+	CacheEntries int
+}
+
+// Registry answers the pull side of the OCI distribution spec for every
+// distribution: which version a base path serves, and the manifests, tags
+// and blobs in it.
+//
+// Versions are immutable, so what a version holds is cached without expiry
+// (bounded in size); only the base path -> version step expires.
+type Registry struct {
+	dists *Store
+	repos *repository.Store
+	blobs BlobStore
+	opts  Options
+
+	mu    sync.RWMutex
+	gen   int64
+	paths map[string]pathEntry
+
+	manifests *cache[manifestKey, *Manifest]
+	tags      *cache[View, []string]
+	blobOK    *cache[manifestKey, bool]
+}
+
+// View is one repository version as served at a base path.
+type View struct {
+	BasePath     string
+	RepositoryID string
+	Number       int
+}
+
+type pathEntry struct {
+	view    *View // nil: no distribution serves the path
+	expires time.Time
+}
+
+type manifestKey struct {
+	repo   string
+	number int
+	ref    string
+}
+
+// Manifest is a manifest or manifest list as served: the exact bytes
+// stored, their digest and media type.
+type Manifest struct {
+	Digest    digest.Digest
+	MediaType string
+	Raw       []byte
+	Type      content.Type
+	id        int64
+}
+
+// NewRegistry returns a Registry serving the distributions of dists, the
+// content of repos and the bytes of blobs.
+func NewRegistry(dists *Store, repos *repository.Store, blobs BlobStore, opts Options) *Registry {
+	if opts.TTL <= 0 {
+		opts.TTL = time.Second
+	}
+	if opts.CacheEntries <= 0 {
+		opts.CacheEntries = 10000
+	}
+	return &Registry{
+		dists:     dists,
+		repos:     repos,
+		blobs:     blobs,
+		opts:      opts,
+		paths:     map[string]pathEntry{},
+		manifests: newCache[manifestKey, *Manifest](opts.CacheEntries),
+		tags:      newCache[View, []string](max(opts.CacheEntries/100, 16)),
+		blobOK:    newCache[manifestKey, bool](opts.CacheEntries),
+	}
+}
+
+// Resolve returns the version served at basePath, or ErrNameUnknown.
+func (r *Registry) Resolve(ctx context.Context, basePath string) (*View, error) {
+	now := time.Now()
+	gen := r.dists.gen.Load()
+	r.mu.RLock()
+	e, ok := r.paths[basePath]
+	fresh := ok && r.gen == gen && now.Before(e.expires)
+	r.mu.RUnlock()
+	if fresh {
+		if e.view == nil {
+			return nil, fmt.Errorf("%w: %s", ErrNameUnknown, basePath)
+		}
+		return e.view, nil
+	}
+	view, err := r.resolve(ctx, basePath)
+	if err != nil && !errors.Is(err, ErrNameUnknown) {
+		return nil, err
+	}
+	r.mu.Lock()
+	if r.gen != gen {
+		clear(r.paths)
+		r.gen = gen
+	}
+	if len(r.paths) >= r.opts.CacheEntries {
+		clear(r.paths)
+	}
+	r.paths[basePath] = pathEntry{view: view, expires: now.Add(r.opts.TTL)}
+	r.mu.Unlock()
+	return view, err
+}
+
+func (r *Registry) resolve(ctx context.Context, basePath string) (*View, error) {
+	d, err := r.dists.ByBasePath(ctx, basePath)
+	if err != nil {
+		return nil, err
+	}
+	if d.RepositoryVersionID != nil {
+		v, err := r.repos.VersionByID(ctx, *d.RepositoryVersionID)
+		if err != nil {
+			return nil, notServed(err, basePath)
+		}
+		return &View{BasePath: basePath, RepositoryID: v.RepositoryID, Number: v.Number}, nil
+	}
+	repo, err := r.repos.Repository(ctx, *d.RepositoryID)
+	if err != nil {
+		return nil, notServed(err, basePath)
+	}
+	return &View{BasePath: basePath, RepositoryID: repo.ID, Number: repo.LatestVersion}, nil
+}
+
+func notServed(err error, basePath string) error {
+	if errors.Is(err, repository.ErrNotFound) {
+		return fmt.Errorf("%w: %s", ErrNameUnknown, basePath)
+	}
+	return err
+}
+
+func (v *View) ref() *repository.VersionRef {
+	return &repository.VersionRef{RepositoryID: v.RepositoryID, Number: v.Number}
+}
+
+// Manifest returns the manifest or manifest list that reference (a tag or
+// a digest) names in version v, or ErrManifestUnknown.
+func (r *Registry) Manifest(ctx context.Context, v *View, reference string) (*Manifest, error) {
+	key := manifestKey{v.RepositoryID, v.Number, reference}
+	if m, ok := r.manifests.get(key); ok {
+		return m, nil
+	}
+	m, err := r.lookupManifest(ctx, v, reference)
+	if err != nil {
+		return nil, err
+	}
+	r.manifests.put(key, m)
+	return m, nil
+}
+
+func (r *Registry) lookupManifest(ctx context.Context, v *View, reference string) (*Manifest, error) {
+	unknown := fmt.Errorf("%w: %s:%s", ErrManifestUnknown, v.BasePath, reference)
+	var targetID int64
+	if d, err := digest.Parse(reference); err == nil {
+		units, _, err := r.repos.ListContent(ctx, repository.ContentFilter{In: v.ref(), Digest: d, Page: repository.Page{Limit: 10}})
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range units {
+			if u.Type == content.TypeManifest || u.Type == content.TypeManifestList {
+				targetID = u.ID
+			}
+		}
+	} else {
+		if content.ValidateTagName(reference) != nil {
+			return nil, unknown
+		}
+		units, _, err := r.repos.ListContent(ctx, repository.ContentFilter{In: v.ref(), Name: reference, Page: repository.Page{Limit: 10}})
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range units {
+			if u.Type.IsTag() {
+				targetID = u.TaggedID
+			}
+		}
+	}
+	if targetID == 0 {
+		return nil, unknown
+	}
+	c, err := r.repos.ContentByID(ctx, targetID)
+	if err != nil {
+		if errors.Is(err, repository.ErrNotFound) {
+			return nil, unknown
+		}
+		return nil, err
+	}
+	return &Manifest{Digest: c.Digest, MediaType: c.MediaType, Raw: c.Raw, Type: c.Type, id: c.ID}, nil
+}
+
+// PlatformManifest returns the child of manifest list m for platform
+// os/arch that accept allows, when it is in version v; it is what a client
+// that does not understand lists gets for a tag naming one.
+func (r *Registry) PlatformManifest(ctx context.Context, v *View, m *Manifest, os, arch string, accept func(string) bool) (*Manifest, error) {
+	if m.Type != content.TypeManifestList {
+		return nil, fmt.Errorf("%w: %s is not a manifest list", ErrManifestUnknown, m.Digest)
+	}
+	refs, err := r.repos.Refs(ctx, m.id)
+	if err != nil {
+		return nil, err
+	}
+	for _, ref := range refs {
+		if ref.Platform == nil || ref.Platform.OS != os || ref.Platform.Architecture != arch || !accept(ref.MediaType) {
+			continue
+		}
+		child, err := r.Manifest(ctx, v, ref.ChildDigest.String())
+		if err == nil {
+			return child, nil
+		}
+		if !errors.Is(err, ErrManifestUnknown) {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("%w: no %s/%s manifest of an acceptable media type in list %s", ErrManifestUnknown, os, arch, m.Digest)
+}
+
+// Tags returns the tag names of version v in lexical order.
+func (r *Registry) Tags(ctx context.Context, v *View) ([]string, error) {
+	key := View{RepositoryID: v.RepositoryID, Number: v.Number}
+	if t, ok := r.tags.get(key); ok {
+		return t, nil
+	}
+	var names []string
+	for _, typ := range []content.Type{content.TypeManifestTag, content.TypeManifestListTag} {
+		for off := 0; ; off += repository.MaxLimit {
+			units, total, err := r.repos.ListContent(ctx, repository.ContentFilter{Type: typ, In: v.ref(),
+				Page: repository.Page{Limit: repository.MaxLimit, Offset: off}})
+			if err != nil {
+				return nil, err
+			}
+			for _, u := range units {
+				names = append(names, u.Name)
+			}
+			if off+repository.MaxLimit >= total || len(units) == 0 {
+				break
+			}
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	if names == nil {
+		names = []string{}
+	}
+	r.tags.put(key, names)
+	return names, nil
+}
+
+// Blob is an open blob: read it, seek it, close it.
+type Blob struct {
+	io.ReadSeekCloser
+	Digest    digest.Digest
+	Size      int64
+	MediaType string
+}
+
+// OpenBlob opens blob d of version v, or fails with ErrBlobUnknown when the
+// version does not hold it. A manifest of the version is served as a blob
+// too, as registries do, from its stored bytes.
+func (r *Registry) OpenBlob(ctx context.Context, v *View, d digest.Digest) (*Blob, error) {
+	if err := storage.ValidateDigest(d); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrBlobUnknown, d)
+	}
+	key := manifestKey{v.RepositoryID, v.Number, d.String()}
+	if _, ok := r.blobOK.get(key); !ok {
+		units, _, err := r.repos.ListContent(ctx, repository.ContentFilter{In: v.ref(), Digest: d, Page: repository.Page{Limit: 10}})
+		if err != nil {
+			return nil, err
+		}
+		isBlob := false
+		for _, u := range units {
+			if u.Type == content.TypeBlob && !u.Foreign {
+				isBlob = true
+			}
+		}
+		if !isBlob {
+			if m, err := r.Manifest(ctx, v, d.String()); err == nil {
+				return &Blob{ReadSeekCloser: nopCloser{bytesReader(m.Raw)}, Digest: d, Size: int64(len(m.Raw)), MediaType: m.MediaType}, nil
+			}
+			return nil, fmt.Errorf("%w: %s", ErrBlobUnknown, d)
+		}
+		r.blobOK.put(key, true)
+	}
+	f, err := r.blobs.Open(ctx, d)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s (in the repository version but not in storage)", ErrBlobUnknown, d)
+		}
+		return nil, err
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Blob{ReadSeekCloser: f, Digest: d, Size: size}, nil
+}
+
+// Catalog lists up to n served base paths after last, in lexical order.
+func (r *Registry) Catalog(ctx context.Context, n int, last string) ([]string, error) {
+	return r.dists.BasePaths(ctx, n, last)
+}

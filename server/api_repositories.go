@@ -1,0 +1,226 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/repository"
+)
+
+// timeFormat is how every timestamp is shown: RFC 3339, UTC, microseconds.
+const timeFormat = "2006-01-02T15:04:05.000000Z"
+
+func ts(t time.Time) string { return t.UTC().Format(timeFormat) }
+
+type repositoryJSON struct {
+	Href              string  `json:"_href"`
+	Created           string  `json:"_created"`
+	VersionsHref      string  `json:"_versions_href"`
+	LatestVersionHref string  `json:"_latest_version_href"`
+	Name              string  `json:"name"`
+	Description       *string `json:"description"`
+}
+
+func repositoryView(r *repository.Repository) repositoryJSON {
+	out := repositoryJSON{
+		Href:              repoHref(r.ID),
+		Created:           ts(r.CreatedAt),
+		VersionsHref:      versionsHref(r.ID),
+		LatestVersionHref: versionHref(r.ID, r.LatestVersion),
+		Name:              r.Name,
+	}
+	if r.Description != "" {
+		d := r.Description
+		out.Description = &d
+	}
+	return out
+}
+
+func (s *Server) listRepositories(w http.ResponseWriter, r *http.Request) error {
+	q := newQuery(r)
+	limit, offset := q.page()
+	f := repository.RepositoryFilter{Name: q.str("name"), Page: repository.Page{Limit: limit, Offset: offset}}
+	if err := q.done(); err != nil {
+		return err
+	}
+	repos, n, err := s.repos.ListRepositories(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := make([]repositoryJSON, len(repos))
+	for i := range repos {
+		out[i] = repositoryView(&repos[i])
+	}
+	writeJSON(w, http.StatusOK, newPage(r, out, n, limit, offset))
+	return nil
+}
+
+func (s *Server) createRepository(w http.ResponseWriter, r *http.Request) error {
+	b, err := decodeBody(r)
+	if err != nil {
+		return err
+	}
+	name := b.str("name", true, false)
+	desc := b.str("description", false, true)
+	if err := b.done(); err != nil {
+		return err
+	}
+	d := ""
+	if desc != nil {
+		d = *desc
+	}
+	repo, err := s.repos.CreateRepository(r.Context(), *name, d)
+	if err != nil {
+		return onField(err, "name", repository.ErrConflict, repository.ErrInvalid)
+	}
+	writeJSON(w, http.StatusCreated, repositoryView(repo))
+	return nil
+}
+
+func (s *Server) getRepository(w http.ResponseWriter, r *http.Request) error {
+	repo, err := s.repos.Repository(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, repositoryView(repo))
+	return nil
+}
+
+func (s *Server) updateRepository(w http.ResponseWriter, r *http.Request) error {
+	b, err := decodeBody(r)
+	if err != nil {
+		return err
+	}
+	u := repository.RepositoryUpdate{Name: b.str("name", true, false), Description: b.str("description", false, true)}
+	if err := b.done(); err != nil {
+		return err
+	}
+	if r.Method == http.MethodPut && u.Description == nil {
+		empty := ""
+		u.Description = &empty
+	}
+	repo, err := s.repos.UpdateRepository(r.Context(), mux.Vars(r)["id"], u)
+	if err != nil {
+		return onField(err, "name", repository.ErrConflict, repository.ErrInvalid)
+	}
+	writeJSON(w, http.StatusOK, repositoryView(repo))
+	return nil
+}
+
+func (s *Server) deleteRepository(w http.ResponseWriter, r *http.Request) error {
+	if err := s.dists.DeleteRepository(r.Context(), mux.Vars(r)["id"]); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type versionJSON struct {
+	Href           string       `json:"_href"`
+	Created        string       `json:"_created"`
+	Number         int          `json:"number"`
+	BaseVersion    *string      `json:"base_version"`
+	ContentSummary *summaryJSON `json:"content_summary"`
+}
+
+type summaryEntry struct {
+	Count int    `json:"count"`
+	Href  string `json:"href"`
+}
+
+type summaryJSON struct {
+	Added   map[content.Type]summaryEntry `json:"added"`
+	Removed map[content.Type]summaryEntry `json:"removed"`
+	Present map[content.Type]summaryEntry `json:"present"`
+}
+
+func versionView(v *repository.Version, sum *repository.Summary) versionJSON {
+	href := versionHref(v.RepositoryID, v.Number)
+	out := versionJSON{Href: href, Created: ts(v.CreatedAt), Number: v.Number}
+	if v.BaseVersion != nil {
+		b := versionHref(v.RepositoryID, *v.BaseVersion)
+		out.BaseVersion = &b
+	}
+	if sum != nil {
+		part := func(counts map[content.Type]int, param string) map[content.Type]summaryEntry {
+			m := make(map[content.Type]summaryEntry, len(counts))
+			for t, n := range counts {
+				if n > 0 {
+					m[t] = summaryEntry{Count: n, Href: contentListHref(t) + "?" + param + "=" + href}
+				}
+			}
+			return m
+		}
+		out.ContentSummary = &summaryJSON{
+			Added:   part(sum.Added, "repository_version_added"),
+			Removed: part(sum.Removed, "repository_version_removed"),
+			Present: part(sum.Present, "repository_version"),
+		}
+	}
+	return out
+}
+
+func versionNumber(r *http.Request) (int, error) {
+	n, err := strconv.Atoi(mux.Vars(r)["number"])
+	if err != nil {
+		return 0, errNotFound
+	}
+	return n, nil
+}
+
+func (s *Server) listVersions(w http.ResponseWriter, r *http.Request) error {
+	q := newQuery(r)
+	limit, offset := q.page()
+	if err := q.done(); err != nil {
+		return err
+	}
+	id := mux.Vars(r)["id"]
+	versions, n, err := s.repos.ListVersions(r.Context(), id, repository.Page{Limit: limit, Offset: offset})
+	if err != nil {
+		return err
+	}
+	out := make([]versionJSON, len(versions))
+	for i := range versions {
+		sum, err := s.repos.Summary(r.Context(), id, versions[i].Number)
+		if err != nil {
+			return err
+		}
+		out[i] = versionView(&versions[i], sum)
+	}
+	writeJSON(w, http.StatusOK, newPage(r, out, n, limit, offset))
+	return nil
+}
+
+func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) error {
+	n, err := versionNumber(r)
+	if err != nil {
+		return err
+	}
+	id := mux.Vars(r)["id"]
+	v, err := s.repos.Version(r.Context(), id, n)
+	if err != nil {
+		return err
+	}
+	sum, err := s.repos.Summary(r.Context(), id, n)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, versionView(v, sum))
+	return nil
+}
+
+func (s *Server) deleteVersion(w http.ResponseWriter, r *http.Request) error {
+	n, err := versionNumber(r)
+	if err != nil {
+		return err
+	}
+	if err := s.dists.DeleteVersion(r.Context(), mux.Vars(r)["id"], n); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

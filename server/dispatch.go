@@ -1,0 +1,127 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// handlerFunc is what every route runs: it parses, calls the SDK once and
+// encodes, returning an error for the dispatcher to render.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// maxBodyBytes caps what is read of any request body.
+const maxBodyBytes = 1 << 20
+
+// restHandler wraps a REST handler: authentication, the body cap, and
+// error rendering in Pulp's shapes.
+func (s *Server) restHandler(name string, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		err := s.authenticate(r)
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
+			s.renderRESTError(w, r, name, err)
+		}
+		s.log.Debug("api request", "route", name, "method", r.Method, "path", r.URL.Path, "duration", time.Since(start), "err", err)
+	})
+}
+
+func (s *Server) renderRESTError(w http.ResponseWriter, r *http.Request, route string, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		err = errTooLarge
+	}
+	if fe, ok := asFieldError(err); ok {
+		writeJSON(w, http.StatusBadRequest, fe)
+		return
+	}
+	m := lookupError(err)
+	detail := m.detail
+	if detail == "" {
+		detail = cleanMessage(err)
+	}
+	switch m.status {
+	case http.StatusInternalServerError:
+		s.log.Error("api request failed", "route", route, "method", r.Method, "path", r.URL.Path, "err", err)
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Basic realm="Mooring"`)
+	}
+	writeJSON(w, m.status, map[string]string{"detail": detail})
+}
+
+// cleanMessage is an error's text for a client: the sentinel's prefix
+// ("conflict: ") is dropped, the rest says what and why.
+func cleanMessage(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"conflict: ", "invalid: ", "not found: ", "remote conflict: ", "invalid remote: ",
+		"task state conflict: ", "invalid task request: "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	if msg != "" {
+		msg = strings.ToUpper(msg[:1]) + msg[1:]
+	}
+	return msg
+}
+
+// registryHandler wraps a registry (pull) API handler: the API version
+// header and errors in the distribution spec's JSON shape.
+func (s *Server) registryHandler(name string, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		err := h(w, r)
+		if err != nil {
+			s.renderRegistryError(w, r, name, err)
+		}
+	})
+}
+
+func (s *Server) renderRegistryError(w http.ResponseWriter, r *http.Request, route string, err error) {
+	m := lookupError(err)
+	if m.code == "" {
+		m.code = "UNKNOWN"
+		if m.status < 500 {
+			m.code = "UNSUPPORTED"
+		}
+	}
+	msg := err.Error()
+	if m.status >= 500 {
+		s.log.Error("registry request failed", "route", route, "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "internal server error"
+	}
+	if m.status == 499 {
+		return // the client has gone
+	}
+	body, _ := json.Marshal(map[string]any{"errors": []map[string]any{{"code": m.code, "message": msg, "detail": nil}}})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(m.status)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+}
+
+// writeJSON encodes v as the response body with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"detail":"Internal server error."}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// logValue keeps a possibly secret-bearing value out of logs.
+func logValue(v string) slog.Value { return slog.StringValue(fmt.Sprintf("%d bytes", len(v))) }

@@ -1,0 +1,224 @@
+package server
+
+import (
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/distribution"
+)
+
+// getBase answers the API version check (distribution spec "Determining
+// support").
+func (s *Server) getBase(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
+
+// listParams reads n and last ("Listing Tags", "Catalog"); n defaults to
+// and is capped at maxList.
+func listParams(r *http.Request) (n int, last string, err error) {
+	q := r.URL.Query()
+	n = maxList
+	if s := q.Get("n"); s != "" {
+		n, err = strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return 0, "", fmt.Errorf("%w: n must be a whole number", errPaginationInvalid)
+		}
+		n = min(n, maxList)
+	}
+	return n, q.Get("last"), nil
+}
+
+const maxList = 1000
+
+// setNextLink sets the Link header to the next page when the page is full.
+func setNextLink(w http.ResponseWriter, r *http.Request, page []string, n int) {
+	if n == 0 || len(page) < n {
+		return
+	}
+	q := url.Values{"n": {strconv.Itoa(n)}, "last": {page[len(page)-1]}}
+	w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, r.URL.Path, q.Encode()))
+}
+
+func (s *Server) getCatalog(w http.ResponseWriter, r *http.Request) error {
+	n, last, err := listParams(r)
+	if err != nil {
+		return err
+	}
+	paths := []string{}
+	if n > 0 {
+		if paths, err = s.registry.Catalog(r.Context(), n, last); err != nil {
+			return err
+		}
+	}
+	setNextLink(w, r, paths, n)
+	writeJSON(w, http.StatusOK, map[string][]string{"repositories": paths})
+	return nil
+}
+
+func (s *Server) getTags(w http.ResponseWriter, r *http.Request) error {
+	n, last, err := listParams(r)
+	if err != nil {
+		return err
+	}
+	v, err := s.registry.Resolve(r.Context(), mux.Vars(r)["name"])
+	if err != nil {
+		return err
+	}
+	all, err := s.registry.Tags(r.Context(), v)
+	if err != nil {
+		return err
+	}
+	start := 0
+	if last != "" {
+		// Tags are sorted: start after the first tag greater than last.
+		for start < len(all) && all[start] <= last {
+			start++
+		}
+	}
+	page := all[start:min(start+n, len(all))]
+	setNextLink(w, r, page, n)
+	writeJSON(w, http.StatusOK, map[string]any{"name": v.BasePath, "tags": page})
+	return nil
+}
+
+// accepts reports which media types the request's Accept headers allow. No
+// Accept header, or a wildcard, allows every type; q=0 refuses one.
+func accepts(r *http.Request) func(string) bool {
+	values := r.Header.Values("Accept")
+	if len(values) == 0 {
+		return func(string) bool { return true }
+	}
+	ok := map[string]bool{}
+	any := false
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil {
+				continue
+			}
+			if q, has := params["q"]; has {
+				if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
+					continue
+				}
+			}
+			if mt == "*/*" || mt == "application/*" {
+				any = true
+			}
+			ok[mt] = true
+		}
+	}
+	return func(mt string) bool { return any || ok[mt] }
+}
+
+// getManifest serves a manifest by tag or digest ("Pulling manifests"):
+// the exact stored bytes, with the headers clients check.
+func (s *Server) getManifest(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	v, err := s.registry.Resolve(ctx, mux.Vars(r)["name"])
+	if err != nil {
+		return err
+	}
+	ref := mux.Vars(r)["reference"]
+	m, err := s.registry.Manifest(ctx, v, ref)
+	if err != nil {
+		return err
+	}
+	accept := accepts(r)
+	if !accept(m.MediaType) {
+		// A client that cannot read what a tag names: as CNCF distribution
+		// does, give it the linux/amd64 image of a list, else nothing. A
+		// digest pins bytes, so it is served whatever Accept says.
+		if _, isDigest := digest.Parse(ref); isDigest != nil {
+			if m.Type != content.TypeManifestList {
+				return fmt.Errorf("%w: %s is %s, which the Accept header does not allow", distribution.ErrManifestUnknown, ref, m.MediaType)
+			}
+			if m, err = s.registry.PlatformManifest(ctx, v, m, "linux", "amd64", accept); err != nil {
+				return err
+			}
+		}
+	}
+	h := w.Header()
+	etag := `"` + m.Digest.String() + `"`
+	h.Set("Docker-Content-Digest", m.Digest.String())
+	h.Set("ETag", etag)
+	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	h.Set("Content-Type", m.MediaType)
+	h.Set("Content-Length", strconv.Itoa(len(m.Raw)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(m.Raw)
+	}
+	return nil
+}
+
+// getBlob streams a blob ("Pulling blobs"), with Range support; a file is
+// handed to http.ServeContent as the *os.File itself so that net/http can
+// use sendfile.
+func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	d, err := digest.Parse(mux.Vars(r)["digest"])
+	if err != nil {
+		return fmt.Errorf("%w: %v", errDigestInvalid, err)
+	}
+	v, err := s.registry.Resolve(ctx, mux.Vars(r)["name"])
+	if err != nil {
+		return err
+	}
+	b, err := s.registry.OpenBlob(ctx, v, d)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	h := w.Header()
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set("ETag", `"`+d.String()+`"`)
+	h.Set("Cache-Control", "max-age=31536000")
+	h.Set("Content-Type", "application/octet-stream")
+	if b.MediaType != "" {
+		h.Set("Content-Type", b.MediaType)
+	}
+	http.ServeContent(w, r, "", time.Time{}, b.ReadSeekCloser)
+	return nil
+}
+
+// unmatched answers paths no route matched: a name that breaks the
+// grammar is NAME_INVALID, anything else NAME_UNKNOWN or UNSUPPORTED.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) error {
+	{
+		p := r.URL.Path
+		if !strings.HasPrefix(p, "/v2/") {
+			return errNotFoundRegistry
+		}
+		if strings.Contains(p, "/blobs/uploads") {
+			return &detailError{errUnsupported, "pushing is not supported: this registry is read-only"}
+		}
+		for _, op := range []string{"/manifests/", "/blobs/", "/tags/list"} {
+			if i := strings.LastIndex(p, op); i > len("/v2/") {
+				name := p[len("/v2/"):i]
+				if err := content.ValidateRepositoryName(name); err != nil {
+					return fmt.Errorf("%w: %v", errNameInvalid, err)
+				}
+				if op == "/blobs/" {
+					return fmt.Errorf("%w: %q", errDigestInvalid, p[i+len(op):])
+				}
+				return fmt.Errorf("%w: %s", distribution.ErrManifestUnknown, p[i+len(op):])
+			}
+		}
+		return errNotFoundRegistry
+	}
+}
+
+var errNotFoundRegistry = fmt.Errorf("%w: no such endpoint", errNotFound)

@@ -1,0 +1,103 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+)
+
+// route is one named endpoint: path template, methods, handler.
+type route struct {
+	name    string
+	path    string
+	methods []string
+	h       func(s *Server, w http.ResponseWriter, r *http.Request) error
+}
+
+// idRe matches the UUIDs objects are named by.
+const idRe = `{id:[0-9a-fA-F-]{36}}`
+
+// apiRoutes are the REST API's endpoints, Pulp's paths (pulpcore and
+// pulp_docker 4.0 beta).
+var apiRoutes = []route{
+	{"docs", "/pulp/api/v3/docs/api.json", []string{"GET", "HEAD"}, (*Server).getDocs},
+
+	{"repositories-list", "/pulp/api/v3/repositories/", []string{"GET", "HEAD"}, (*Server).listRepositories},
+	{"repositories-create", "/pulp/api/v3/repositories/", []string{"POST"}, (*Server).createRepository},
+	{"repositories-detail", "/pulp/api/v3/repositories/" + idRe + "/", []string{"GET", "HEAD"}, (*Server).getRepository},
+	{"repositories-update", "/pulp/api/v3/repositories/" + idRe + "/", []string{"PUT", "PATCH"}, (*Server).updateRepository},
+	{"repositories-delete", "/pulp/api/v3/repositories/" + idRe + "/", []string{"DELETE"}, (*Server).deleteRepository},
+	{"versions-list", "/pulp/api/v3/repositories/" + idRe + "/versions/", []string{"GET", "HEAD"}, (*Server).listVersions},
+	{"versions-detail", "/pulp/api/v3/repositories/" + idRe + "/versions/{number:[0-9]{1,9}}/", []string{"GET", "HEAD"}, (*Server).getVersion},
+	{"versions-delete", "/pulp/api/v3/repositories/" + idRe + "/versions/{number:[0-9]{1,9}}/", []string{"DELETE"}, (*Server).deleteVersion},
+
+	{"remotes-list", "/pulp/api/v3/remotes/docker/docker/", []string{"GET", "HEAD"}, (*Server).listRemotes},
+	{"remotes-create", "/pulp/api/v3/remotes/docker/docker/", []string{"POST"}, (*Server).createRemote},
+	{"remotes-detail", "/pulp/api/v3/remotes/docker/docker/" + idRe + "/", []string{"GET", "HEAD"}, (*Server).getRemote},
+	{"remotes-update", "/pulp/api/v3/remotes/docker/docker/" + idRe + "/", []string{"PUT", "PATCH"}, (*Server).updateRemote},
+	{"remotes-delete", "/pulp/api/v3/remotes/docker/docker/" + idRe + "/", []string{"DELETE"}, (*Server).deleteRemote},
+	{"remotes-sync", "/pulp/api/v3/remotes/docker/docker/" + idRe + "/sync/", []string{"POST"}, (*Server).syncRemote},
+
+	{"content-list", "/pulp/api/v3/content/docker/{kind:manifests|blobs|manifest-lists|manifest-tags|manifest-list-tags}/", []string{"GET", "HEAD"}, (*Server).listContent},
+	{"content-detail", "/pulp/api/v3/content/docker/{kind:manifests|blobs|manifest-lists|manifest-tags|manifest-list-tags}/" + idRe + "/", []string{"GET", "HEAD"}, (*Server).getContent},
+
+	{"distributions-list", "/pulp/api/v3/docker-distributions/", []string{"GET", "HEAD"}, (*Server).listDistributions},
+	{"distributions-create", "/pulp/api/v3/docker-distributions/", []string{"POST"}, (*Server).createDistribution},
+	{"distributions-detail", "/pulp/api/v3/docker-distributions/" + idRe + "/", []string{"GET", "HEAD"}, (*Server).getDistribution},
+	{"distributions-update", "/pulp/api/v3/docker-distributions/" + idRe + "/", []string{"PUT", "PATCH"}, (*Server).updateDistribution},
+	{"distributions-delete", "/pulp/api/v3/docker-distributions/" + idRe + "/", []string{"DELETE"}, (*Server).deleteDistribution},
+
+	{"tasks-list", "/pulp/api/v3/tasks/", []string{"GET", "HEAD"}, (*Server).listTasks},
+	{"tasks-detail", "/pulp/api/v3/tasks/" + idRe + "/", []string{"GET", "HEAD"}, (*Server).getTask},
+	{"tasks-cancel", "/pulp/api/v3/tasks/" + idRe + "/", []string{"PATCH"}, (*Server).cancelTask},
+}
+
+// nameRe is the repository name grammar of the distribution spec, without
+// capturing groups (gorilla/mux forbids them): base paths may contain '/'.
+const nameRe = `{name:[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*}`
+
+// contentRoutes are the registry's endpoints (distribution spec, pull).
+var contentRoutes = []route{
+	{"base", "/v2/", []string{"GET", "HEAD"}, (*Server).getBase},
+	{"catalog", "/v2/_catalog", []string{"GET", "HEAD"}, (*Server).getCatalog},
+	{"tags", "/v2/" + nameRe + "/tags/list", []string{"GET", "HEAD"}, (*Server).getTags},
+	{"manifest", "/v2/" + nameRe + "/manifests/{reference}", []string{"GET", "HEAD"}, (*Server).getManifest},
+	{"blob", "/v2/" + nameRe + "/blobs/{digest}", []string{"GET", "HEAD"}, (*Server).getBlob},
+}
+
+func (s *Server) apiRouter() http.Handler {
+	r := mux.NewRouter()
+	for _, rt := range apiRoutes {
+		r.Handle(rt.path, s.restHandler(rt.name, s.bind(rt.h))).Methods(rt.methods...).Name(rt.name)
+	}
+	r.NotFoundHandler = s.restHandler("not-found", func(http.ResponseWriter, *http.Request) error { return errNotFound })
+	r.MethodNotAllowedHandler = s.restHandler("method-not-allowed", func(_ http.ResponseWriter, r *http.Request) error {
+		return &detailError{errMethodNotAllowed, `Method "` + r.Method + `" not allowed.`}
+	})
+	return r
+}
+
+func (s *Server) contentRouter() http.Handler {
+	r := mux.NewRouter()
+	for _, rt := range contentRoutes {
+		r.Handle(rt.path, s.registryHandler(rt.name, s.bind(rt.h))).Methods(rt.methods...).Name(rt.name)
+	}
+	r.NotFoundHandler = s.registryHandler("not-found", s.unmatched)
+	r.MethodNotAllowedHandler = s.registryHandler("method-not-allowed", func(_ http.ResponseWriter, r *http.Request) error {
+		return &detailError{errUnsupported, "pushing and deleting are not supported: this registry is read-only"}
+	})
+	return r
+}
+
+// detailError carries the message a client sees for a table sentinel.
+type detailError struct {
+	err    error
+	detail string
+}
+
+func (e *detailError) Error() string { return e.detail }
+func (e *detailError) Unwrap() error { return e.err }
+
+func (s *Server) bind(h func(*Server, http.ResponseWriter, *http.Request) error) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error { return h(s, w, r) }
+}
