@@ -1,12 +1,12 @@
 package remote_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"bytes"
 	"strings"
 	"testing"
 
