@@ -266,10 +266,15 @@ func (u *upstream) tags(ctx context.Context) ([]string, error) {
 	var tags []string
 	err := u.attempt(ctx, func() error {
 		tags = tags[:0]
-		return u.repo.Tags(ctx, "", func(page []string) error {
+		err := u.repo.Tags(ctx, "", func(page []string) error {
 			tags = append(tags, page...)
 			return nil
 		})
+		// oras-go reports a page it cannot decode as a plain error.
+		if err != nil && strings.Contains(err.Error(), "failed to decode response") {
+			err = fmt.Errorf("%w: %w", errCorrupt, err)
+		}
+		return err
 	})
 	return tags, err
 }

@@ -531,7 +531,11 @@ func (run *syncRun) downloadBlobs(ctx context.Context, blobs map[digest.Digest]c
 	}
 	rep := run.progress.start(CodeArtifacts, "Downloading artifacts", int64(len(missing)))
 	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
+	// One failed blob does not stop the others: whatever is verified and
+	// stored now need not be downloaded by the next sync. Cancelling ctx
+	// still stops them all.
+	var g errgroup.Group
+	gctx := ctx
 	g.SetLimit(run.r.DownloadConcurrency)
 	for _, d := range missing {
 		size := blobs[d].Size
