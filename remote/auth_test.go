@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -18,16 +19,19 @@ import (
 // tokenAuth guards a registry the way Docker Hub, quay and gcr do: a
 // request without a valid bearer token gets a 401 with a Bearer challenge
 // pointing at /token, which hands out tokens for the user's credentials.
-// A token is good for uses requests, after which it has "expired".
+// A token expires lifetime after it is issued (never when zero); delay
+// slows every guarded request, so that a sync outlives its tokens.
 type tokenAuth struct {
 	h          http.Handler
 	user, pass string
-	uses       int
+	lifetime   time.Duration
+	delay      time.Duration
 
 	mu        sync.Mutex
 	issued    int
+	expired   int
 	scopes    []string
-	remaining map[string]int
+	expiry    map[string]time.Time
 	anonymous int
 }
 
@@ -38,11 +42,13 @@ func (a *tokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	a.mu.Lock()
-	valid := ok && a.remaining[tok] > 0
-	if valid {
-		a.remaining[tok]--
+	exp, known := a.expiry[tok]
+	valid := ok && known && (exp.IsZero() || time.Now().Before(exp))
+	if ok && known && !valid {
+		a.expired++
 	}
 	a.mu.Unlock()
+	time.Sleep(a.delay)
 	if !valid {
 		scope := ""
 		if name, _, found := strings.Cut(strings.TrimPrefix(r.URL.Path, "/v2/"), "/tags/"); found {
@@ -73,11 +79,15 @@ func (a *tokenAuth) token(w http.ResponseWriter, r *http.Request) {
 	a.issued++
 	a.scopes = append(a.scopes, r.URL.Query()["scope"]...)
 	tok := fmt.Sprintf("token-%d", a.issued)
-	if a.remaining == nil {
-		a.remaining = map[string]int{}
+	if a.expiry == nil {
+		a.expiry = map[string]time.Time{}
 	}
-	a.remaining[tok] = a.uses
-	json.NewEncoder(w).Encode(map[string]any{"token": tok, "expires_in": 300})
+	var exp time.Time
+	if a.lifetime > 0 {
+		exp = time.Now().Add(a.lifetime)
+	}
+	a.expiry[tok] = exp
+	json.NewEncoder(w).Encode(map[string]any{"token": tok, "expires_in": 60})
 }
 
 // basicAuth guards a registry with HTTP basic authentication.
@@ -98,7 +108,7 @@ func TestSyncTokenAuth(t *testing.T) {
 		host, _, _ := upstream(t)
 		// host serves the registry unguarded for pushing; sync through auth.
 		want := pushSample(t, host, "team/app")
-		a := &tokenAuth{h: proxyTo(t, host), user: "alice", pass: "s3cret", uses: 7}
+		a := &tokenAuth{h: proxyTo(t, host), user: "alice", pass: "s3cret", lifetime: 100 * time.Millisecond, delay: 15 * time.Millisecond}
 		url := serve(t, a)
 
 		r := remote.New("up", url, "team/app")
@@ -108,14 +118,15 @@ func TestSyncTokenAuth(t *testing.T) {
 			t.Errorf("err = %v, want it to say unauthorized", err)
 		}
 		r.Username, r.Password = "alice", "s3cret"
+		r.DownloadConcurrency = 1 // a slow sync, so tokens expire during it
 		res := f.sync(t, r, remote.SyncOptions{})
 		if res.Version == nil || f.tags(t)["multi"] != want["multi"].Digest {
 			t.Fatalf("authenticated sync: version %v, tags %v", res.Version, f.tags(t))
 		}
-		// Tokens expired mid-sync (each is good for 7 requests) and were
-		// fetched again; every token asked for pull on the repository.
-		if a.issued < 3 {
-			t.Errorf("issued %d tokens; expiring ones should have been refreshed", a.issued)
+		// Tokens expired mid-sync and were fetched again; every token
+		// asked for pull on the repository.
+		if a.expired == 0 || a.issued < 2 {
+			t.Errorf("%d requests with expired tokens, %d tokens issued: want tokens to expire and be refreshed", a.expired, a.issued)
 		}
 		for _, s := range a.scopes {
 			if s != "repository:team/app:pull" {
@@ -129,7 +140,7 @@ func TestSyncAnonymousToken(t *testing.T) {
 	f := newFixture(t, dbtest.Open(t, "sqlite"))
 	host, _, _ := upstream(t)
 	pushSample(t, host, "library/busybox")
-	a := &tokenAuth{h: proxyTo(t, host), uses: 1000}
+	a := &tokenAuth{h: proxyTo(t, host)}
 	res := f.sync(t, remote.New("up", serve(t, a), "library/busybox"), remote.SyncOptions{})
 	if res.Tags != 3 || a.anonymous == 0 {
 		t.Errorf("anonymous token sync: %d tags, %d anonymous token requests", res.Tags, a.anonymous)
