@@ -1,0 +1,82 @@
+package remote_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net/http/httptest"
+	"os"
+	"strings"
+
+	"github.com/mooring-dev/mooring/internal/db"
+	"github.com/mooring-dev/mooring/internal/regtest"
+	"github.com/mooring-dev/mooring/remote"
+	"github.com/mooring-dev/mooring/repository"
+	"github.com/mooring-dev/mooring/storage/filesystem"
+)
+
+// Sync a repository from an upstream registry, then sync it again: the
+// second sync finds nothing changed and creates no version.
+func ExampleSyncer_Sync() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "mooring-example")
+	defer os.RemoveAll(dir)
+
+	// An upstream registry with one image tagged "1.0".
+	upstream := httptest.NewServer(regtest.InProcessHandler())
+	defer upstream.Close()
+	host := strings.TrimPrefix(upstream.URL, "http://")
+	if _, err := regtest.PushImage(ctx, host, "library/hello", "1.0", regtest.ImageOpts{Layers: 2, Seed: "hello"}); err != nil {
+		log.Fatal(err)
+	}
+
+	// Mooring's metadata database and blob store.
+	bdb, err := db.Open(ctx, dir+"/mooring.db")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer bdb.Close()
+	if err := repository.Migrate(ctx, bdb); err != nil {
+		log.Fatal(err)
+	}
+	blobs, err := filesystem.New(dir + "/blobs")
+	if err != nil {
+		log.Fatal(err)
+	}
+	repos := repository.New(bdb)
+	repo, err := repos.CreateRepository(ctx, "hello", "")
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	syncer := &remote.Syncer{Repos: repos, Blobs: blobs}
+	r := remote.New("hello-upstream", upstream.URL, "library/hello")
+	for range 2 {
+		res, err := syncer.Sync(ctx, r, repo.ID, remote.SyncOptions{
+			Progress: func(rep remote.Report) {
+				if rep.State == remote.StateCompleted {
+					fmt.Printf("  %s: %d/%d\n", rep.Code, rep.Done, rep.Total)
+				}
+			},
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		if res.Version == nil {
+			fmt.Printf("unchanged; %d manifest GETs, %d blobs downloaded\n", res.ManifestRequests, res.BlobsDownloaded)
+		} else {
+			fmt.Printf("version %d: %d tag, %d manifest, %d blobs\n", res.Version.Number, res.Tags, res.Manifests, res.Blobs)
+		}
+	}
+	// Output:
+	//   downloading.tag_list: 1/1
+	//   processing.tag: 1/1
+	//   downloading.artifacts: 3/3
+	//   associating.content: 5/5
+	// version 1: 1 tag, 1 manifest, 3 blobs
+	//   downloading.tag_list: 1/1
+	//   processing.tag: 1/1
+	//   downloading.artifacts: 0/0
+	//   associating.content: 5/5
+	// unchanged; 0 manifest GETs, 0 blobs downloaded
+}
