@@ -65,6 +65,11 @@ type ImageOpts struct {
 	// pushed; CNCF distribution rejects them unless configured to accept
 	// their URLs, so use StartInProcess.
 	ForeignLayers int
+	// Base, when set, puts the layers of another deterministic image (its
+	// Seed, Layers and LayerSize) under this image's own, so that images
+	// with the same Base share those layers as images built FROM one base
+	// do.
+	Base *ImageOpts
 }
 
 func (o ImageOpts) norm() ImageOpts {
@@ -124,13 +129,19 @@ func PushImage(ctx context.Context, host, repo, tag string, opts ImageOpts) (oci
 	}
 	var layers []ocispec.Descriptor
 	var diffIDs []digest.Digest
-	for i := range opts.Layers {
-		desc := LayerDescriptor(opts.Seed, i, opts.LayerSize, layerType)
-		if err := pushBlob(ctx, r, desc, func() io.Reader { return LayerReader(opts.Seed, i, opts.LayerSize) }); err != nil {
-			return ocispec.Descriptor{}, fmt.Errorf("push layer %d of %s:%s: %w", i, repo, tag, err)
+	sources := []ImageOpts{opts}
+	if opts.Base != nil {
+		sources = []ImageOpts{opts.Base.norm(), opts}
+	}
+	for _, src := range sources {
+		for i := range src.Layers {
+			desc := LayerDescriptor(src.Seed, i, src.LayerSize, layerType)
+			if err := pushBlob(ctx, r, desc, func() io.Reader { return LayerReader(src.Seed, i, src.LayerSize) }); err != nil {
+				return ocispec.Descriptor{}, fmt.Errorf("push layer %d of %s:%s: %w", i, repo, tag, err)
+			}
+			layers = append(layers, desc)
+			diffIDs = append(diffIDs, desc.Digest)
 		}
-		layers = append(layers, desc)
-		diffIDs = append(diffIDs, desc.Digest)
 	}
 	for i := range opts.ForeignLayers {
 		foreignType := dockerForeignLayer
