@@ -15,3 +15,7 @@ func (s *Server) getDocs(w http.ResponseWriter, r *http.Request) error {
 	w.Write(openapiDoc)
 	return nil
 }
+
+// OpenAPI returns the OpenAPI 3 document describing the REST API, the one
+// served at /pulp/api/v3/docs/api.json.
+func OpenAPI() ([]byte, error) { return append([]byte(nil), openapiDoc...), nil }
