@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -199,7 +200,9 @@ func TestSyncResume(t *testing.T) {
 		if _, err := f.blobs.Stat(ctx, bad); err == nil {
 			t.Fatal("the corrupt blob was stored")
 		}
+		p.mu.Lock()
 		p.times = 0
+		p.mu.Unlock()
 		res := f.sync(t, r, remote.SyncOptions{})
 		if res.Version == nil || res.Version.Number != 1 {
 			t.Errorf("resumed sync made version %v", res.Version)
@@ -219,10 +222,11 @@ func TestSyncCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	backend := proxyTo(t, host)
-	hang := true
+	var hang atomic.Bool
+	hang.Store(true)
 	var once sync.Once
 	url := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if hang && strings.Contains(r.URL.Path, "/blobs/") {
+		if hang.Load() && strings.Contains(r.URL.Path, "/blobs/") {
 			once.Do(cancel)
 			<-r.Context().Done() // hang until the client gives up
 			return
@@ -237,7 +241,7 @@ func TestSyncCancel(t *testing.T) {
 	if f.latest(t) != 0 {
 		t.Fatalf("cancelled sync made version %d", f.latest(t))
 	}
-	hang = false
+	hang.Store(false)
 	if res := f.sync(t, r, remote.SyncOptions{}); res.Version == nil {
 		t.Error("sync after cancel made no version")
 	}

@@ -38,7 +38,7 @@ type fixture struct {
 // fastRetry keeps retries quick in tests.
 var fastRetry = remote.RetryPolicy{Attempts: 4, MinWait: 5 * time.Millisecond, MaxWait: 20 * time.Millisecond}
 
-func newFixture(t *testing.T, db *bun.DB) *fixture {
+func newFixture(t testing.TB, db *bun.DB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	if err := repository.Migrate(ctx, db); err != nil {

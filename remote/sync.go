@@ -537,8 +537,13 @@ func (run *syncRun) downloadBlobs(ctx context.Context, blobs map[digest.Digest]c
 	var g errgroup.Group
 	gctx := ctx
 	g.SetLimit(run.r.DownloadConcurrency)
-	for _, d := range missing {
-		size := blobs[d].Size
+	sizes := make([]int64, len(missing))
+	for i, d := range missing {
+		sizes[i] = blobs[d].Size
+	}
+	got := make([]int64, len(missing))
+	for i, d := range missing {
+		size := sizes[i]
 		g.Go(func() error {
 			if err := run.up.blob(gctx, run.s.Blobs, d, size); err != nil {
 				return &SyncError{Op: "download blob", Ref: d.String(), Err: err}
@@ -547,10 +552,8 @@ func (run *syncRun) downloadBlobs(ctx context.Context, blobs map[digest.Digest]c
 			if err != nil {
 				return &SyncError{Op: "download blob", Ref: d.String(), Err: err}
 			}
+			got[i] = info.Size
 			mu.Lock()
-			b := blobs[d]
-			b.Size = info.Size
-			blobs[d] = b
 			run.res.BlobsDownloaded++
 			run.res.BytesDownloaded += info.Size
 			mu.Unlock()
@@ -561,6 +564,11 @@ func (run *syncRun) downloadBlobs(ctx context.Context, blobs map[digest.Digest]c
 	}
 	if err := g.Wait(); err != nil {
 		return err
+	}
+	for i, d := range missing {
+		b := blobs[d]
+		b.Size = got[i]
+		blobs[d] = b
 	}
 	rep.complete()
 	return nil
