@@ -122,7 +122,8 @@ func retryAfter(v string) (time.Duration, bool) {
 
 // transientNetError reports whether a transport error may go away on retry:
 // a dropped or reset connection, a timeout, a refused connection (a
-// registry restarting). Certificate errors and cancellation do not.
+// registry restarting). TLS failures (certificates, alerts, a plain-HTTP
+// server), unknown hosts and cancellation do not.
 func transientNetError(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
@@ -130,7 +131,12 @@ func transientNetError(err error) bool {
 	var certErr *tls.CertificateVerificationError
 	var unknownAuth x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
-	if errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr) {
+	var alert tls.AlertError
+	var recordErr tls.RecordHeaderError
+	if errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr) ||
+		errors.As(err, &alert) || errors.As(err, &recordErr) ||
+		// A TLS alert from the peer (tls.alert is unexported).
+		strings.Contains(err.Error(), "remote error: tls:") {
 		return false
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
