@@ -213,7 +213,9 @@ func newUpstream(r *Remote, policy RetryPolicy) (*upstream, error) {
 		ManifestMediaTypes: content.ManifestMediaTypes,
 		MaxMetadataBytes:   content.MaxManifestSize,
 	}
-	return &upstream{repo: repo, client: client, policy: policy, base: u.Scheme + "://" + u.Host}, nil
+	// ref.Host maps docker.io to registry-1.docker.io, as oras-go's own
+	// requests do.
+	return &upstream{repo: repo, client: client, policy: policy, base: u.Scheme + "://" + ref.Host()}, nil
 }
 
 // transport builds the HTTP transport the remote's TLS and proxy settings

@@ -246,3 +246,23 @@ func TestSyncCancel(t *testing.T) {
 		t.Error("sync after cancel made no version")
 	}
 }
+
+// TestSyncGivesUp: when retries run out the error names the tag and the
+// upstream's error, and no version is made.
+func TestSyncGivesUp(t *testing.T) {
+	f := newFixture(t, dbtest.Open(t, "sqlite"))
+	host, _, _ := upstream(t)
+	pushSample(t, host, "team/app")
+	p := &faulty{h: proxyTo(t, host), fault: status500, match: func(path string) bool { return strings.HasSuffix(path, "/manifests/oci") }, times: 1000}
+	_, err := f.syncer.Sync(context.Background(), remote.New("up", serve(t, p), "team/app"), f.repoID, remote.SyncOptions{})
+	var se *remote.SyncError
+	if !errors.As(err, &se) || se.Ref != "oci" || !strings.Contains(err.Error(), "500") || !strings.Contains(err.Error(), "injected failure") {
+		t.Errorf("err = %v, want a SyncError naming tag oci and the upstream's 500", err)
+	}
+	if got := p.seen["/v2/team/app/manifests/oci"]; got != fastRetry.Attempts {
+		t.Errorf("manifest tried %d times, want %d", got, fastRetry.Attempts)
+	}
+	if f.latest(t) != 0 {
+		t.Errorf("failed sync made version %d", f.latest(t))
+	}
+}
