@@ -341,3 +341,5 @@ func (e *env) waitTask(href string) map[string]any {
 func repositoryChange(add, remove []int64) repository.Change {
 	return repository.Change{Add: add, Remove: remove}
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -94,13 +94,9 @@ func (s *Server) getTags(w http.ResponseWriter, r *http.Request) error {
 // accepts reports which media types the request's Accept headers allow. No
 // Accept header, or a wildcard, allows every type; q=0 refuses one.
 func accepts(r *http.Request) func(string) bool {
-	values := r.Header.Values("Accept")
-	if len(values) == 0 {
-		return func(string) bool { return true }
-	}
 	ok := map[string]bool{}
 	any := false
-	for _, v := range values {
+	for _, v := range r.Header.Values("Accept") {
 		for _, part := range strings.Split(v, ",") {
 			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 			if err != nil {
@@ -116,6 +112,10 @@ func accepts(r *http.Request) func(string) bool {
 			}
 			ok[mt] = true
 		}
+	}
+	if len(ok) == 0 {
+		// No Accept header, or nothing usable in it: anything goes.
+		return func(string) bool { return true }
 	}
 	return func(mt string) bool { return any || ok[mt] }
 }

@@ -78,7 +78,8 @@ func (s *Server) apiRouter() http.Handler {
 }
 
 func (s *Server) contentRouter() http.Handler {
-	r := mux.NewRouter()
+	// No path cleaning: "a//b" is an invalid name, not a redirect to "a/b".
+	r := mux.NewRouter().SkipClean(true)
 	for _, rt := range contentRoutes {
 		r.Handle(rt.path, s.registryHandler(rt.name, s.bind(rt.h))).Methods(rt.methods...).Name(rt.name)
 	}
