@@ -445,3 +445,42 @@ func TestPutMemory(t *testing.T) {
 		t.Errorf("Put of 64 MiB in %d MiB parts allocated %d bytes; want at most two parts' worth", s3.MinPartSize>>20, large)
 	}
 }
+
+var benchSizes = []struct {
+	name string
+	size int64
+}{
+	{"1MiB", 1 << 20},
+	{"64MiB", 64 << 20},
+}
+
+// BenchmarkPut puts blobs into versitygw with the default part size; the
+// figures include versitygw's own work on the same machine.
+func BenchmarkPut(b *testing.B) {
+	cfg := s3test.Start(b)
+	for _, s := range benchSizes {
+		b.Run(s.name, func(b *testing.B) {
+			storagetest.BenchmarkPut(b, newDriver(b, withPrefix(cfg)), s.size)
+		})
+	}
+}
+
+// BenchmarkOpen reads blobs back from versitygw whole.
+func BenchmarkOpen(b *testing.B) {
+	cfg := s3test.Start(b)
+	for _, s := range benchSizes {
+		b.Run(s.name, func(b *testing.B) {
+			storagetest.BenchmarkOpen(b, newDriver(b, withPrefix(cfg)), s.size)
+		})
+	}
+}
+
+// BenchmarkPutMemory shows, in B/op, that putting 256 MiB allocates about
+// one part buffer (16 MiB by default), or less once the pool holds one, and
+// not the blob.
+func BenchmarkPutMemory(b *testing.B) {
+	cfg := s3test.Start(b)
+	b.Run("256MiB", func(b *testing.B) {
+		storagetest.BenchmarkPut(b, newDriver(b, withPrefix(cfg)), 256<<20)
+	})
+}
