@@ -1,0 +1,218 @@
+// Command servebench compares how fast Mooring's registry serves pulls with
+// CNCF distribution (Debian's docker-registry) on the same machine and the
+// same content: an image whose one layer is 64 MiB.
+//
+// It starts docker-registry, pushes the image to it, starts the Mooring
+// server binary (built by bench/serve.sh) with SQLite and filesystem
+// storage in a temporary directory, syncs the image into it through the
+// REST API and serves it from a distribution. Then wrk, with 32
+// connections, GETs the manifest (by tag) and the layer from each server,
+// and the figures and ratios are printed.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/mooring-dev/mooring/internal/regtest"
+)
+
+func main() {
+	bin := flag.String("mooring", "", "path of the Mooring server binary (examples/server)")
+	duration := flag.Duration("d", 10*time.Second, "duration of each wrk run")
+	conns := flag.Int("c", 32, "wrk connections")
+	threads := flag.Int("t", 2, "wrk threads")
+	layerMiB := flag.Int("layer-mib", 64, "layer size in MiB")
+	flag.Parse()
+	log.SetFlags(0)
+	if *bin == "" {
+		log.Fatal("-mooring is required")
+	}
+	if _, err := exec.LookPath("wrk"); err != nil {
+		log.Fatal("wrk not installed (apt-get install wrk)")
+	}
+	ctx := context.Background()
+	tmp, err := os.MkdirTemp("", "mooring-servebench")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+
+	reg, err := regtest.RunDistribution(filepath.Join(tmp, "registry"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer reg.Stop()
+	desc, err := regtest.PushImage(ctx, reg.Host, "bench/app", "latest", regtest.ImageOpts{Seed: "serve", Layers: 1, LayerSize: int64(*layerMiB) << 20})
+	if err != nil {
+		log.Fatal(err)
+	}
+	layer := layerDigest(ctx, reg.Host, desc)
+
+	apiAddr, contentAddr := freeAddr(), freeAddr()
+	const password = "bench-password"
+	srv := exec.Command(*bin, "-data-dir", filepath.Join(tmp, "mooring"), "-api-addr", apiAddr, "-content-addr", contentAddr)
+	srv.Env = append(os.Environ(), "MOORING_ADMIN_PASSWORD="+password, "MOORING_LOG_LEVEL=warn")
+	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
+	if err := srv.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer func() { srv.Process.Signal(os.Interrupt); srv.Wait() }()
+	api := &client{base: "http://" + apiAddr, password: password}
+	api.waitUp()
+	repo := api.post("/pulp/api/v3/repositories/", map[string]any{"name": "bench"})["_href"].(string)
+	remote := api.post("/pulp/api/v3/remotes/docker/docker/", map[string]any{"name": "bench", "url": "http://" + reg.Host, "upstream_name": "bench/app"})["_href"].(string)
+	task := api.post(remote+"sync/", map[string]any{"repository": repo})["task"].(string)
+	for {
+		t := api.get(task)
+		if t["state"] == "completed" {
+			break
+		}
+		if t["state"] != "waiting" && t["state"] != "running" {
+			log.Fatalf("sync %v: %v", t["state"], t["error"])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	api.post("/pulp/api/v3/docker-distributions/", map[string]any{"name": "bench", "base_path": "bench/app", "repository": repo})
+
+	fmt.Printf("wrk -t%d -c%d -d%s on one machine (%d CPUs); image: one layer of %d MiB\n", *threads, *conns, *duration, numCPU(), *layerMiB)
+	type result struct{ rps, mbps float64 }
+	run := func(name, url string, accept string) result {
+		args := []string{fmt.Sprintf("-t%d", *threads), fmt.Sprintf("-c%d", *conns), "-d" + duration.String(), "--latency"}
+		if accept != "" {
+			args = append(args, "-H", "Accept: "+accept)
+		}
+		out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
+		if err != nil {
+			log.Fatalf("wrk %s: %v\n%s", url, err, out)
+		}
+		r := result{rps: parse(out, `Requests/sec:\s+([0-9.]+)`, 1), mbps: parse(out, `Transfer/sec:\s+([0-9.]+)([KMG]?B)`, 0)}
+		if bad := regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`).FindSubmatch(out); bad != nil {
+			log.Fatalf("%s: %s non-2xx responses", name, bad[1])
+		}
+		p99 := regexp.MustCompile(`99%\s+(\S+)`).FindSubmatch(out)
+		lat := "?"
+		if p99 != nil {
+			lat = string(p99[1])
+		}
+		fmt.Printf("  %-44s %10.0f req/s %10.1f MB/s   p99 %s\n", name, r.rps, r.mbps, lat)
+		return r
+	}
+	const accept = "application/vnd.docker.distribution.manifest.v2+json"
+	regManifest := run("docker-registry manifest GET", "http://"+reg.Host+"/v2/bench/app/manifests/latest", accept)
+	mooManifest := run("Mooring manifest GET", "http://"+contentAddr+"/v2/bench/app/manifests/latest", accept)
+	regBlob := run(fmt.Sprintf("docker-registry %d MiB blob GET", *layerMiB), "http://"+reg.Host+"/v2/bench/app/blobs/"+layer, "")
+	mooBlob := run(fmt.Sprintf("Mooring %d MiB blob GET", *layerMiB), "http://"+contentAddr+"/v2/bench/app/blobs/"+layer, "")
+	fmt.Printf("manifest GET: Mooring/docker-registry = %.2fx requests/s (target >= 2x)\n", mooManifest.rps/regManifest.rps)
+	fmt.Printf("blob GET:     Mooring/docker-registry = %.2fx throughput (target >= 1.0x)\n", mooBlob.mbps/regBlob.mbps)
+}
+
+// parse reads a wrk figure; with unit 0 the value is converted to MB/s.
+func parse(out []byte, re string, unit int) float64 {
+	m := regexp.MustCompile(re).FindSubmatch(out)
+	if m == nil {
+		log.Fatalf("no %s in wrk output:\n%s", re, out)
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	if unit == 0 {
+		switch string(m[2]) {
+		case "B":
+			v /= 1e6
+		case "KB":
+			v /= 1e3
+		case "GB":
+			v *= 1e3
+		}
+		// wrk's units are powers of 1024; report MB/s as MiB-ish as wrk does.
+	}
+	return v
+}
+
+func layerDigest(ctx context.Context, host string, desc ocispec.Descriptor) string {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+host+"/v2/bench/app/manifests/"+desc.Digest.String(), nil)
+	req.Header.Set("Accept", desc.MediaType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m ocispec.Manifest
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || len(m.Layers) == 0 {
+		log.Fatalf("read manifest: %v", err)
+	}
+	return m.Layers[0].Digest.String()
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func numCPU() int {
+	out, err := exec.Command("nproc").Output()
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return n
+}
+
+type client struct {
+	base, password string
+}
+
+func (c *client) do(method, path string, body any) map[string]any {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.base+path, rd)
+	req.SetBasicAuth("admin", c.password)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 || json.Unmarshal(raw, &out) != nil {
+		log.Fatalf("%s %s: %s %s", method, path, resp.Status, raw)
+	}
+	return out
+}
+
+func (c *client) post(path string, body any) map[string]any { return c.do("POST", path, body) }
+func (c *client) get(path string) map[string]any            { return c.do("GET", path, nil) }
+
+func (c *client) waitUp() {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(c.base + "/pulp/api/v3/")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+	}
+	log.Fatal("Mooring did not start within 30s")
+}
