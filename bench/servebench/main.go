@@ -123,7 +123,8 @@ func main() {
 	fmt.Printf("blob GET:     Mooring/docker-registry = %.2fx throughput (target >= 1.0x)\n", mooBlob.mbps/regBlob.mbps)
 }
 
-// parse reads a wrk figure; with unit 0 the value is converted to MB/s.
+// parse reads a wrk figure; with unit 0 it is a transfer rate, converted
+// to wrk's MB (which are MiB: wrk counts in powers of 1024).
 func parse(out []byte, re string, unit int) float64 {
 	m := regexp.MustCompile(re).FindSubmatch(out)
 	if m == nil {
@@ -139,7 +140,6 @@ func parse(out []byte, re string, unit int) float64 {
 		case "GB":
 			v *= 1e3
 		}
-		// wrk's units are powers of 1024; report MB/s as MiB-ish as wrk does.
 	}
 	return v
 }
