@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,7 +69,7 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		srv.Process.Signal(os.Interrupt)
+		srv.Process.Signal(syscall.SIGTERM)
 		done := make(chan error)
 		go func() { done <- srv.Wait() }()
 		select {
@@ -78,7 +79,7 @@ func TestWalkthrough(t *testing.T) {
 			}
 		case <-time.After(30 * time.Second):
 			srv.Process.Kill()
-			t.Errorf("server did not stop within 30s of SIGINT")
+			t.Errorf("server did not stop within 30s of SIGTERM")
 		}
 		if t.Failed() {
 			t.Logf("server log:\n%s", srvLog.String())
