@@ -14,8 +14,8 @@ import (
 // excepted, and at most 10,000 of them).
 const (
 	// DefaultPartSize is the part size when Config.PartSize is zero. A Put
-	// holds at most one part in memory, so it is also about the most memory
-	// one Put of a large blob uses.
+	// holds at most two parts in memory (one being read, one being sent),
+	// so twice it is about the most memory one Put of a large blob uses.
 	DefaultPartSize = 16 << 20
 	// MinPartSize is the smallest part size S3 accepts.
 	MinPartSize = 5 << 20
@@ -62,9 +62,9 @@ type Config struct {
 	InsecureSkipVerify bool
 	// PartSize is the size of the parts of a multipart upload, and the size
 	// up to which a blob is sent in a single PUT: between MinPartSize and
-	// MaxPartSize; zero means DefaultPartSize. A Put holds one part in
-	// memory. A blob of known size too large for 10,000 parts is sent in
-	// parts of size/10,000 instead.
+	// MaxPartSize; zero means DefaultPartSize. A Put of a larger blob
+	// holds two parts in memory. A blob of known size too large for 10,000
+	// parts is sent in parts of size/10,000 instead.
 	PartSize int64
 }
 

@@ -5,16 +5,17 @@
 //
 // Because the digest, and so the final key, is known before the first byte
 // arrives, a Put needs no temporary object and no server-side copy. A blob
-// no larger than the part size is read into memory, verified and sent in one
-// PUT. A larger one is sent as a multipart upload to its final key, one part
-// in memory at a time; the upload is completed only once the whole stream
-// has been verified, and aborted otherwise. S3 makes an object visible only
-// when its PUT or CompleteMultipartUpload succeeds, so the final key holds
-// either nothing or the complete, verified bytes, even if the process dies
-// midway. What such a death leaves is an incomplete multipart upload, which
-// no reader sees and which New aborts once it is older than StaleUploadAge
-// (a bucket lifecycle rule with AbortIncompleteMultipartUpload does the same
-// on the service's side).
+// smaller than the part size is read into memory, verified and sent in one
+// PUT. A larger one is sent as a multipart upload to its final key, with two
+// part buffers in memory (one part is read while the one before it is
+// sent); the upload is completed only once the whole stream has been
+// verified, and aborted otherwise. S3 makes an object visible only when its
+// PUT or CompleteMultipartUpload succeeds, so the final key holds either
+// nothing or the complete, verified bytes, even if the process dies midway.
+// What such a death leaves is an incomplete multipart upload, which no
+// reader sees and which New aborts once it is older than StaleUploadAge (a
+// bucket lifecycle rule with AbortIncompleteMultipartUpload does the same on
+// the service's side).
 //
 // Open reads lazily with ranged GETs, so that http.ServeContent can answer
 // Range requests without fetching the whole blob, and the driver implements
@@ -209,7 +210,7 @@ func (d *Driver) Open(ctx context.Context, dgst digest.Digest) (io.ReadSeekClose
 // documentation. If the blob is already stored (a HEAD request finds it) Put
 // returns nil without reading r.
 //
-// A Put holds one buffer of the part size at most; buffers are pooled
+// A Put holds two buffers of the part size at most; buffers are pooled
 // between Puts. Concurrent Puts of one digest each upload the same verified
 // bytes to the same key, and whichever completes last wins harmlessly.
 func (d *Driver) Put(ctx context.Context, dgst digest.Digest, size int64, r io.Reader) error {
@@ -236,8 +237,20 @@ func (d *Driver) put(ctx context.Context, dgst digest.Digest, key string, size i
 	if err != nil {
 		return err
 	}
-	buf, release := d.buffer(size)
-	defer release()
+	// A blob that fits in the buffer, with a byte to spare to see EOF, goes
+	// in one PUT; a larger one in parts of the buffer's length.
+	var buf []byte
+	if size >= 0 && size < smallBlob {
+		buf = make([]byte, size+1)
+	} else {
+		partLen := d.partSize
+		if size > partLen*maxParts {
+			partLen = (size + maxParts - 1) / maxParts
+		}
+		var release func()
+		buf, release = d.partBuffer(partLen)
+		defer release()
+	}
 	n, eof, err := fill(ctx, buf, r, v)
 	if err != nil {
 		return err
@@ -261,47 +274,61 @@ func (d *Driver) put(ctx context.Context, dgst digest.Digest, key string, size i
 	return err
 }
 
-// putMultipart sends buf, which fill has filled, and the rest of r as a
+// putMultipart sends first, which fill has filled, and the rest of r as a
 // multipart upload to key, and completes the upload only if v then verifies
 // the whole stream. On any failure it aborts the upload.
-func (d *Driver) putMultipart(ctx context.Context, key string, v *storage.Verifier, r io.Reader, buf []byte) (err error) {
+//
+// Two buffers of len(first) alternate: one part is read from r into one
+// while the part before it goes up from the other, so that a slow source and
+// a slow service overlap rather than take turns.
+func (d *Driver) putMultipart(ctx context.Context, key string, v *storage.Verifier, r io.Reader, first []byte) (err error) {
 	id, err := d.core.NewMultipartUpload(ctx, d.bucket, key, putOptions())
 	if err != nil {
 		return err
 	}
+	second, release := d.partBuffer(int64(len(first)))
+	defer release()
+	uctx, cancel := context.WithCancel(ctx)
+	u := &partUploader{d: d, ctx: uctx, key: key, id: id}
 	defer func() {
+		// The part in flight reads a buffer about to go back to the
+		// pool, and must end before the abort.
+		cancel()
+		if werr := u.wait(); err == nil {
+			err = werr
+		}
 		if err == nil {
 			return
 		}
 		// ctx may be what failed; the abort must happen all the same.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
+		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer acancel()
 		if aerr := d.core.AbortMultipartUpload(actx, d.bucket, key, id); aerr != nil {
 			err = fmt.Errorf("%w (aborting upload %s also failed: %v)", err, id, aerr)
 		}
 	}()
-	var parts []minio.CompletePart
-	n, eof := len(buf), false
+	bufs := [2][]byte{first, second}
+	cur, n, eof := 0, len(first), false
 	for {
 		if n > 0 {
-			p := buf[:n]
-			num := len(parts) + 1
-			if num > maxParts {
-				return fmt.Errorf("blob longer than %d parts of %d bytes; give its size to Put", maxParts, len(buf))
-			}
-			op, err := d.core.PutObjectPart(ctx, d.bucket, key, id, num, bytes.NewReader(p), int64(n),
-				minio.PutObjectPartOptions{Sha256Hex: sha256Hex(p), DisableContentSha256: true})
-			if err != nil {
+			if err := u.wait(); err != nil {
 				return err
 			}
-			parts = append(parts, minio.CompletePart{PartNumber: num, ETag: op.ETag})
+			if u.started == maxParts {
+				return fmt.Errorf("blob longer than %d parts of %d bytes; give its size to Put", maxParts, len(first))
+			}
+			u.start(bufs[cur][:n])
+			cur ^= 1
 		}
 		if eof {
 			break
 		}
-		if n, eof, err = fill(ctx, buf, r, v); err != nil {
+		if n, eof, err = fill(ctx, bufs[cur], r, v); err != nil {
 			return err
 		}
+	}
+	if err := u.wait(); err != nil {
+		return err
 	}
 	if err := v.Verify(); err != nil {
 		return err
@@ -309,8 +336,54 @@ func (d *Driver) putMultipart(ctx context.Context, key string, v *storage.Verifi
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	_, err = d.core.CompleteMultipartUpload(ctx, d.bucket, key, id, parts, putOptions())
+	_, err = d.core.CompleteMultipartUpload(ctx, d.bucket, key, id, u.parts, putOptions())
 	return err
+}
+
+// partUploader sends the parts of one multipart upload, one at a time, each
+// in the background.
+type partUploader struct {
+	d       *Driver
+	ctx     context.Context // the Put's, canceled when it fails
+	key, id string
+	started int                  // parts started
+	parts   []minio.CompletePart // parts uploaded
+	pending chan partResult      // the part in flight, if any
+}
+
+type partResult struct {
+	part minio.CompletePart
+	err  error
+}
+
+// start uploads p as the next part in the background. No other part may be
+// in flight. p must not change until wait returns.
+func (u *partUploader) start(p []byte) {
+	u.started++
+	num := u.started
+	ch := make(chan partResult, 1)
+	u.pending = ch
+	go func() {
+		// The payload is signed with its SHA-256, computed here, so that
+		// the service checks every byte it receives.
+		op, err := u.d.core.PutObjectPart(u.ctx, u.d.bucket, u.key, u.id, num, bytes.NewReader(p), int64(len(p)),
+			minio.PutObjectPartOptions{Sha256Hex: sha256Hex(p), DisableContentSha256: true})
+		ch <- partResult{minio.CompletePart{PartNumber: num, ETag: op.ETag}, err}
+	}()
+}
+
+// wait waits for the part in flight, if any, and records it.
+func (u *partUploader) wait() error {
+	if u.pending == nil {
+		return nil
+	}
+	res := <-u.pending
+	u.pending = nil
+	if res.err != nil {
+		return fmt.Errorf("part %d: %w", res.part.PartNumber, res.err)
+	}
+	u.parts = append(u.parts, res.part)
+	return nil
 }
 
 // putOptions are the options of every object the driver writes. The
@@ -321,21 +394,15 @@ func putOptions() minio.PutObjectOptions {
 	return minio.PutObjectOptions{ContentType: contentType, DisableContentSha256: true}
 }
 
-// buffer returns a buffer for a Put of size bytes (negative if unknown) and
-// a function that gives it back. A blob that fits in the buffer, with a byte
-// to spare to see EOF, goes in one PUT; a larger one is sent in parts of the
-// buffer's length. A blob of known size too large for maxParts parts of the
-// configured size gets larger parts.
-func (d *Driver) buffer(size int64) (buf []byte, release func()) {
-	if size >= 0 && size < smallBlob {
-		return make([]byte, size+1), func() {}
-	}
-	if size > d.partSize*maxParts {
-		return make([]byte, (size+maxParts-1)/maxParts), func() {}
+// partBuffer returns a buffer of n bytes for parts and a function that
+// gives it back. Buffers of the configured part size are pooled.
+func (d *Driver) partBuffer(n int64) (buf []byte, release func()) {
+	if n != d.partSize {
+		return make([]byte, n), func() {}
 	}
 	p, _ := d.bufs.Get().(*[]byte)
 	if p == nil {
-		b := make([]byte, d.partSize)
+		b := make([]byte, n)
 		p = &b
 	}
 	return *p, func() { d.bufs.Put(p) }

@@ -441,8 +441,9 @@ func TestPutMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("allocated %d bytes putting %d MiB, %d putting 64 MiB, with %d MiB parts", small, 2*s3.MinPartSize>>20, large, s3.MinPartSize>>20)
-	if large > 2*s3.MinPartSize {
-		t.Errorf("Put of 64 MiB in %d MiB parts allocated %d bytes; want at most two parts' worth", s3.MinPartSize>>20, large)
+	// Two part buffers, and some slack for the HTTP client.
+	if large > 3*s3.MinPartSize {
+		t.Errorf("Put of 64 MiB in %d MiB parts allocated %d bytes; want at most three parts' worth", s3.MinPartSize>>20, large)
 	}
 }
 
@@ -476,8 +477,8 @@ func BenchmarkOpen(b *testing.B) {
 }
 
 // BenchmarkPutMemory shows, in B/op, that putting 256 MiB allocates about
-// one part buffer (16 MiB by default), or less once the pool holds one, and
-// not the blob.
+// its two part buffers (16 MiB each by default), or less once the pool holds
+// them, and not the blob.
 func BenchmarkPutMemory(b *testing.B) {
 	cfg := s3test.Start(b)
 	b.Run("256MiB", func(b *testing.B) {
