@@ -267,10 +267,10 @@ func (s *Store) check(ctx context.Context, d *Distribution) error {
 	err := s.db.NewSelect().Model((*Distribution)(nil)).Column("base_path").
 		Where("id <> ?", d.ID).
 		WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
-			return q.Where("base_path = ?", d.BasePath).
-				WhereOr("base_path LIKE ? ESCAPE '\\'", likeEscape(d.BasePath)+"/%").
-				WhereOr("? LIKE "+concat(s.db, "base_path", "'/%'"), d.BasePath)
-		}).Limit(1).Scan(ctx, &clash)
+			// The same path, one of its ancestors, or one under it.
+			return q.Where("base_path IN (?)", bun.In(ancestors(d.BasePath))).
+				WhereOr("base_path LIKE ? ESCAPE '\\'", likeEscape(d.BasePath)+"/%")
+		}).Order("base_path").Limit(1).Scan(ctx, &clash)
 	if err != nil {
 		return err
 	}
@@ -284,8 +284,16 @@ func (s *Store) check(ctx context.Context, d *Distribution) error {
 	return nil
 }
 
-// concat is SQL string concatenation; both dialects spell it ||.
-func concat(_ bun.IDB, a, b string) string { return "(" + a + " || " + b + ")" }
+// ancestors returns p and every prefix of it that ends at a '/'.
+func ancestors(p string) []string {
+	out := []string{p}
+	for i := range len(p) {
+		if p[i] == '/' {
+			out = append(out, p[:i])
+		}
+	}
+	return out
+}
 
 func likeEscape(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)

@@ -279,8 +279,17 @@ func TestDistributions(t *testing.T) {
 		if r := e.call("POST", path, map[string]any{"name": "shallow", "base_path": "a", "repository": href}); r.status != http.StatusBadRequest {
 			t.Errorf("a under a/b: %d %s", r.status, r.body)
 		}
-		if r := e.call("POST", path, map[string]any{"name": "sibling", "base_path": "a/bc", "repository": href}); r.status != http.StatusCreated {
-			t.Errorf("a/bc beside a/b: %d %s", r.status, r.body)
+		for _, c := range []struct {
+			base   string
+			status int
+		}{
+			{"a/bc", http.StatusCreated}, {"a_c", http.StatusCreated}, {"axc/d", http.StatusCreated},
+			{"a_c/d", http.StatusBadRequest}, {"a/b/c/d", http.StatusBadRequest}, {"a%", http.StatusBadRequest},
+		} {
+			r := e.call("POST", path, map[string]any{"name": "n-" + c.base, "base_path": c.base, "repository": href})
+			if r.status != c.status {
+				t.Errorf("base path %q beside a/b and a_c: %d %s, want %d", c.base, r.status, r.body, c.status)
+			}
 		}
 
 		// Pin version 1; switching needs repository cleared, as in Pulp.

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -275,8 +274,6 @@ const (
 	defaultPageSize = 100
 	maxPageSize     = 1000
 )
-
-var errNoMatch = errors.New("no match")
 
 var uuidRe = regexp.MustCompile(`^[0-9a-fA-F-]{36}$`)
 

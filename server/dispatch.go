@@ -3,8 +3,6 @@ package server
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -122,6 +120,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	w.Write(body)
 }
-
-// logValue keeps a possibly secret-bearing value out of logs.
-func logValue(v string) slog.Value { return slog.StringValue(fmt.Sprintf("%d bytes", len(v))) }
