@@ -485,3 +485,20 @@ func BenchmarkPutMemory(b *testing.B) {
 		storagetest.BenchmarkPut(b, newDriver(b, withPrefix(cfg)), 256<<20)
 	})
 }
+
+// With no region given anywhere, the driver asks the service for the
+// bucket's.
+func TestRegionDiscovered(t *testing.T) {
+	cfg := withPrefix(s3test.Start(t))
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	cfg.Region = ""
+	d := newDriver(t, cfg)
+	dgst := digest.SHA256.FromString("region")
+	if err := d.Put(t.Context(), dgst, -1, strings.NewReader("region")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Stat(t.Context(), dgst); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -124,6 +124,7 @@ func start(t testing.TB, bin, data, meta string) (s3.Config, error) {
 		"posix", "--sidecar", meta, data)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return s3.Config{}, err
 	}
