@@ -442,3 +442,22 @@ func TestOpenAPIDocument(t *testing.T) {
 		}
 	})
 }
+
+func TestCancelWaitingTask(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
+		e := newEnv(t, db) // no workers: the task stays waiting
+		_, repo := e.createRepo("foo")
+		rm := e.call("POST", "/pulp/api/v3/remotes/docker/docker/", map[string]any{"name": "r", "url": "http://127.0.0.1:1", "upstream_name": "x"}).json(t)
+		thref := e.call("POST", rm["_href"].(string)+"sync/", map[string]any{"repository": repo, "mirror": "true"}).json(t)["task"].(string)
+		if tk := e.call("GET", "/pulp/api/v3/tasks/?state=waiting", nil).json(t); tk["count"] != 1.0 {
+			t.Fatalf("waiting tasks: %v", tk)
+		}
+		r := e.call("PATCH", thref, map[string]any{"state": "canceled"})
+		if r.status != http.StatusOK || r.json(t)["state"] != "canceled" || r.json(t)["finished_at"] == nil {
+			t.Errorf("cancel: %d %s", r.status, r.body)
+		}
+		if tk := e.call("GET", thref, nil).json(t); tk["state"] != "canceled" {
+			t.Errorf("after cancel: %v", tk)
+		}
+	})
+}
