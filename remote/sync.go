@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/uptrace/bun/dialect"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mooring-dev/mooring/content"
@@ -592,31 +593,73 @@ func (run *syncRun) store(ctx context.Context, rep *reporter, tagged []taggedDoc
 		add = append(add, u.ID)
 	}
 	rep.add(int64(len(units)))
-	byDigest := map[digest.Digest]*repository.Content{}
-	for _, e := range slices.Concat(manifests, lists) {
-		u := e.unit
-		if u == nil {
-			if u, err = run.s.Repos.PutDocument(ctx, e.doc); err != nil {
-				return nil, fail(e.doc.Descriptor().Digest.String(), err)
-			}
+	// Documents and tags are independent rows: on PostgreSQL several are
+	// written at once, which hides round trips.
+	docs := slices.Concat(manifests, lists)
+	docUnits := make([]*repository.Content, len(docs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(run.storeLimit())
+	for i, e := range docs {
+		if e.unit != nil {
+			docUnits[i] = e.unit
+			rep.add(1)
+			continue
 		}
+		g.Go(func() error {
+			u, err := run.s.Repos.PutDocument(gctx, e.doc)
+			if err != nil {
+				return fail(e.doc.Descriptor().Digest.String(), err)
+			}
+			docUnits[i] = u
+			rep.add(1)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	byDigest := map[digest.Digest]*repository.Content{}
+	for _, u := range docUnits {
 		byDigest[u.Digest] = u
 		add = append(add, u.ID)
-		rep.add(1)
 	}
-	for _, t := range tagged {
+	tagUnits := make([]*repository.Content, len(tagged))
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(run.storeLimit())
+	for i, t := range tagged {
 		target := byDigest[t.digest]
 		if target == nil {
 			return nil, fail(t.name, fmt.Errorf("tagged %s was not stored", t.digest))
 		}
-		u, err := run.s.Repos.PutTag(ctx, t.name, target)
-		if err != nil {
-			return nil, fail(t.name, err)
-		}
+		g.Go(func() error {
+			u, err := run.s.Repos.PutTag(gctx, t.name, target)
+			if err != nil {
+				return fail(t.name, err)
+			}
+			tagUnits[i] = u
+			rep.add(1)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, u := range tagUnits {
 		add = append(add, u.ID)
-		rep.add(1)
 	}
 	return add, nil
+}
+
+// storeConcurrency bounds the content rows written at once on PostgreSQL.
+// SQLite takes one writer at a time, and waiting writers poll for the lock,
+// so there they are written one by one.
+const storeConcurrency = 4
+
+func (run *syncRun) storeLimit() int {
+	if run.s.Repos.DB().Dialect().Name() == dialect.PG {
+		return storeConcurrency
+	}
+	return 1
 }
 
 // progress serialises reports to the caller's callback.
