@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -21,6 +22,25 @@ type contentJSON struct {
 	Size          *int64       `json:"size,omitempty"`
 	SchemaVersion *int         `json:"schema_version,omitempty"`
 	Name          *string      `json:"name,omitempty"`
+	// TaggedManifest links the manifest or list a tag names.
+	TaggedManifest *string `json:"tagged_manifest,omitempty"`
+}
+
+// contentViews renders units, linking each tag to what it names.
+func (s *Server) contentViews(ctx context.Context, units []repository.Content) ([]contentJSON, error) {
+	out := make([]contentJSON, len(units))
+	for i := range units {
+		out[i] = contentView(&units[i])
+		if units[i].TaggedID != 0 {
+			target, err := s.repos.ContentByID(ctx, units[i].TaggedID)
+			if err != nil {
+				return nil, err
+			}
+			h := contentHref(target.Type, target.UUID)
+			out[i].TaggedManifest = &h
+		}
+	}
+	return out, nil
 }
 
 func contentView(c *repository.Content) contentJSON {
@@ -104,9 +124,9 @@ func (s *Server) listContent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]contentJSON, len(units))
-	for i := range units {
-		out[i] = contentView(&units[i])
+	out, err := s.contentViews(r.Context(), units)
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, newPage(r, out, n, limit, offset))
 	return nil
@@ -120,6 +140,10 @@ func (s *Server) getContent(w http.ResponseWriter, r *http.Request) error {
 	if c.Type != contentKinds[mux.Vars(r)["kind"]] {
 		return errNotFound
 	}
-	writeJSON(w, http.StatusOK, contentView(c))
+	out, err := s.contentViews(r.Context(), []repository.Content{*c})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out[0])
 	return nil
 }

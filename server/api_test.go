@@ -217,6 +217,10 @@ func TestVersionsAndContent(t *testing.T) {
 		if m["digest"] != a.manifest.Digest.String() || m["media_type"] != content.MediaTypeOCIManifest || m["size"] != float64(len(a.raw)) {
 			t.Errorf("manifest detail %v", m)
 		}
+		tags := e.call("GET", base+"manifest-tags/?name=v1", nil).json(t)["results"].([]any)
+		if len(tags) != 1 || tags[0].(map[string]any)["tagged_manifest"] != mhref {
+			t.Errorf("tag v1 = %v, want tagged_manifest %s", tags, mhref)
+		}
 		if r := e.call("GET", strings.Replace(mhref, "/manifests/", "/blobs/", 1), nil); r.status != http.StatusNotFound {
 			t.Errorf("manifest under blobs/: %d", r.status)
 		}
