@@ -130,7 +130,9 @@ func (e *SyncError) Unwrap() error { return e.Err }
 //  4. record the content and create the new version in one transaction,
 //     only if it differs from the latest.
 //
-// Requests and downloads are retried as s.Retry says. On failure no version
+// A zero r.DownloadConcurrency means DefaultDownloadConcurrency; r is
+// otherwise validated as Store.Create does. Requests and downloads are
+// retried as s.Retry says. On failure no version
 // is created, but verified blobs stay stored, so the next sync downloads
 // only what is missing. The error is a *SyncError naming the tag or digest.
 func (s *Syncer) Sync(ctx context.Context, r *Remote, repoID string, opts SyncOptions) (*SyncResult, error) {
@@ -139,6 +141,11 @@ func (s *Syncer) Sync(ctx context.Context, r *Remote, repoID string, opts SyncOp
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	start := time.Now()
+	if r.DownloadConcurrency == 0 {
+		rc := *r
+		rc.DownloadConcurrency = DefaultDownloadConcurrency
+		r = &rc
+	}
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
