@@ -56,9 +56,11 @@ func TestRegistryManifests(t *testing.T) {
 		e := newEnv(t, db)
 		f := newRegistryFixture(t, e)
 
-		r := e.get("GET", "/v2/")
-		if r.status != http.StatusOK || r.header.Get("Docker-Distribution-API-Version") != "registry/2.0" {
-			t.Errorf("/v2/: %d %v", r.status, r.header)
+		for _, p := range []string{"/v2/", "/v2"} {
+			r := e.get("GET", p)
+			if r.status != http.StatusOK || r.header.Get("Docker-Distribution-API-Version") != "registry/2.0" {
+				t.Errorf("%s: %d %v", p, r.status, r.header)
+			}
 		}
 
 		for _, c := range []struct {
@@ -92,7 +94,7 @@ func TestRegistryManifests(t *testing.T) {
 				}
 			}
 		}
-		r = e.get("GET", "/v2/lib/foo/manifests/v1", "If-None-Match", `"`+f.a.manifest.Digest.String()+`"`)
+		r := e.get("GET", "/v2/lib/foo/manifests/v1", "If-None-Match", `"`+f.a.manifest.Digest.String()+`"`)
 		if r.status != http.StatusNotModified {
 			t.Errorf("If-None-Match: %d", r.status)
 		}

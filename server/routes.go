@@ -59,6 +59,7 @@ const nameRe = `{name:[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.
 // contentRoutes are the registry's endpoints (distribution spec, pull).
 var contentRoutes = []route{
 	{"base", "/v2/", []string{"GET", "HEAD"}, (*Server).getBase},
+	{"base-no-slash", "/v2", []string{"GET", "HEAD"}, (*Server).getBase},
 	{"catalog", "/v2/_catalog", []string{"GET", "HEAD"}, (*Server).getCatalog},
 	{"tags", "/v2/" + nameRe + "/tags/list", []string{"GET", "HEAD"}, (*Server).getTags},
 	{"manifest", "/v2/" + nameRe + "/manifests/{reference}", []string{"GET", "HEAD"}, (*Server).getManifest},
