@@ -24,6 +24,11 @@ type contentJSON struct {
 	Name          *string      `json:"name,omitempty"`
 	// TaggedManifest links the manifest or list a tag names.
 	TaggedManifest *string `json:"tagged_manifest,omitempty"`
+	// ConfigBlob and Blobs link a manifest's config and layers;
+	// Manifests links a list's manifests. Units not stored are left out.
+	ConfigBlob *string   `json:"config_blob,omitempty"`
+	Blobs      *[]string `json:"blobs,omitempty"`
+	Manifests  *[]string `json:"manifests,omitempty"`
 }
 
 // contentViews renders units, linking each tag to what it names.
@@ -39,8 +44,54 @@ func (s *Server) contentViews(ctx context.Context, units []repository.Content) (
 			h := contentHref(target.Type, target.UUID)
 			out[i].TaggedManifest = &h
 		}
+		if err := s.linkRefs(ctx, &units[i], &out[i]); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// linkRefs fills in the links from a manifest or list to what it names.
+func (s *Server) linkRefs(ctx context.Context, c *repository.Content, out *contentJSON) error {
+	if c.Type != content.TypeManifest && c.Type != content.TypeManifestList {
+		return nil
+	}
+	refs, err := s.repos.Refs(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	blobs, manifests := []string{}, []string{}
+	for _, ref := range refs {
+		typ := content.TypeBlob
+		if ref.Role == repository.RoleManifest {
+			typ = content.TypeManifest
+			if content.IsManifestList(ref.MediaType) {
+				typ = content.TypeManifestList
+			}
+		}
+		child, err := s.repos.ContentByDigest(ctx, typ, ref.ChildDigest)
+		if errors.Is(err, repository.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		h := contentHref(child.Type, child.UUID)
+		switch ref.Role {
+		case repository.RoleConfig:
+			out.ConfigBlob = &h
+		case repository.RoleLayer:
+			blobs = append(blobs, h)
+		default:
+			manifests = append(manifests, h)
+		}
+	}
+	if c.Type == content.TypeManifest {
+		out.Blobs = &blobs
+	} else {
+		out.Manifests = &manifests
+	}
+	return nil
 }
 
 func contentView(c *repository.Content) contentJSON {

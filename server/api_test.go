@@ -217,6 +217,15 @@ func TestVersionsAndContent(t *testing.T) {
 		if m["digest"] != a.manifest.Digest.String() || m["media_type"] != content.MediaTypeOCIManifest || m["size"] != float64(len(a.raw)) {
 			t.Errorf("manifest detail %v", m)
 		}
+		if blobs, _ := m["blobs"].([]any); len(blobs) != 1 || m["config_blob"] == nil {
+			t.Errorf("manifest links blobs %v and config %v", m["blobs"], m["config_blob"])
+		} else if b := e.call("GET", blobs[0].(string), nil).json(t); b["digest"] != a.blobs[1].Digest.String() {
+			t.Errorf("manifest's layer link leads to %v", b)
+		}
+		lists := e.call("GET", base+"manifest-lists/", nil).json(t)["results"].([]any)
+		if ms, _ := lists[0].(map[string]any)["manifests"].([]any); len(ms) != 2 || ms[0] != mhref {
+			t.Errorf("list links %v, want 2 starting with %s", ms, mhref)
+		}
 		tags := e.call("GET", base+"manifest-tags/?name=v1", nil).json(t)["results"].([]any)
 		if len(tags) != 1 || tags[0].(map[string]any)["tagged_manifest"] != mhref {
 			t.Errorf("tag v1 = %v, want tagged_manifest %s", tags, mhref)
