@@ -8,8 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
@@ -500,5 +503,81 @@ func TestRegionDiscovered(t *testing.T) {
 	}
 	if _, err := d.Stat(t.Context(), dgst); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Seeking costs no request, and each Read after a move opens one GET from
+// the new offset: what lets http.ServeContent serve a range of a large blob
+// without fetching the rest first.
+func TestOpenRequests(t *testing.T) {
+	cfg := withPrefix(s3test.Start(t))
+	target, err := url.Parse(cfg.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var gets []string // the Range header of each GET, "" for none
+	proxy := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host // signed by the driver
+		if r.In.Method == http.MethodGet {
+			mu.Lock()
+			gets = append(gets, r.In.Header.Get("Range"))
+			mu.Unlock()
+		}
+	}})
+	defer proxy.Close()
+	cfg.Endpoint = proxy.URL
+	d := newDriver(t, cfg)
+
+	data := storagetest.Content{Seed: 5, Size: 100_000}.Bytes()
+	dgst := digest.SHA256.FromBytes(data)
+	if err := d.Put(t.Context(), dgst, -1, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := d.Open(t.Context(), dgst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	took := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		g := gets
+		gets = nil
+		return g
+	}
+	took()
+
+	if end, err := rc.Seek(0, io.SeekEnd); err != nil || end != int64(len(data)) {
+		t.Fatalf("Seek to end = %d, %v; want %d", end, err, len(data))
+	}
+	if _, err := rc.Seek(-1000, io.SeekCurrent); err != nil {
+		t.Fatal(err)
+	}
+	if g := took(); len(g) != 0 {
+		t.Errorf("seeking issued GETs %q, want none", g)
+	}
+	buf := make([]byte, 600)
+	for i := range 2 {
+		if _, err := io.ReadFull(rc, buf[i*300:(i+1)*300]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(buf, data[len(data)-1000:len(data)-400]) {
+		t.Error("ranged read gave the wrong bytes")
+	}
+	if g, want := took(), []string{fmt.Sprintf("bytes=%d-", len(data)-1000)}; !slices.Equal(g, want) {
+		t.Errorf("two reads after a seek issued GETs %q, want %q", g, want)
+	}
+	if _, err := rc.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	all, err := io.ReadAll(rc)
+	if err != nil || !bytes.Equal(all, data) {
+		t.Errorf("reading from the start gave %d bytes, %v; want the %d put", len(all), err, len(data))
+	}
+	if g, want := took(), []string{""}; !slices.Equal(g, want) {
+		t.Errorf("reading from the start issued GETs %q, want one without Range", g)
 	}
 }
