@@ -94,7 +94,9 @@ func main() {
 	fmt.Printf("wrk -t%d -c%d -d%s on one machine (%d CPUs); image: one layer of %d MiB\n", *threads, *conns, *duration, numCPU(), *layerMiB)
 	type result struct{ rps, mbps float64 }
 	run := func(name, url string, accept string) result {
-		args := []string{fmt.Sprintf("-t%d", *threads), fmt.Sprintf("-c%d", *conns), "-d" + duration.String(), "--latency"}
+		// A 64 MiB GET shared 32 ways takes seconds: past wrk's default 2s
+		// timeout it would count as an error instead of a transfer.
+		args := []string{fmt.Sprintf("-t%d", *threads), fmt.Sprintf("-c%d", *conns), "-d" + duration.String(), "--latency", "--timeout", "60s"}
 		if accept != "" {
 			args = append(args, "-H", "Accept: "+accept)
 		}
@@ -105,6 +107,9 @@ func main() {
 		r := result{rps: parse(out, `Requests/sec:\s+([0-9.]+)`, 1), mbps: parse(out, `Transfer/sec:\s+([0-9.]+)([KMG]?B)`, 0)}
 		if bad := regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`).FindSubmatch(out); bad != nil {
 			log.Fatalf("%s: %s non-2xx responses", name, bad[1])
+		}
+		if errs := regexp.MustCompile(`Socket errors: .*`).Find(out); errs != nil {
+			fmt.Printf("  %s: %s\n", name, errs)
 		}
 		p99 := regexp.MustCompile(`99%\s+(\S+)`).FindSubmatch(out)
 		lat := "?"
