@@ -14,6 +14,7 @@ import (
 	"github.com/mooring-dev/mooring/content"
 	"github.com/mooring-dev/mooring/internal/dbtest"
 	"github.com/mooring-dev/mooring/internal/regtest"
+	"github.com/mooring-dev/mooring/server"
 )
 
 func TestAuthentication(t *testing.T) {
@@ -116,6 +117,16 @@ func TestRepositories(t *testing.T) {
 			if r := e.call("GET", path, nil); r.status != http.StatusNotFound {
 				t.Errorf("GET %s: %d", path, r.status)
 			}
+		}
+		req, _ := http.NewRequest("GET", e.api.URL+"/pulp/api/v3/repositories?limit=1", nil)
+		req.SetBasicAuth(server.AdminUser, password)
+		resp, err := (&http.Transport{}).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "/pulp/api/v3/repositories/?limit=1" {
+			t.Errorf("GET without the trailing slash: %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
 		if r := e.call("POST", href+"versions/", nil); r.status != http.StatusMethodNotAllowed {
 			t.Errorf("POST versions/: %d %s", r.status, r.body)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gorilla/mux"
 )
@@ -71,7 +72,22 @@ func (s *Server) apiRouter() http.Handler {
 	for _, rt := range apiRoutes {
 		r.Handle(rt.path, s.restHandler(rt.name, s.bind(rt.h))).Methods(rt.methods...).Name(rt.name)
 	}
-	r.NotFoundHandler = s.restHandler("not-found", func(http.ResponseWriter, *http.Request) error { return errNotFound })
+	r.NotFoundHandler = s.restHandler("not-found", func(w http.ResponseWriter, req *http.Request) error {
+		// Like Django's APPEND_SLASH: a GET without the trailing slash is
+		// sent to the path with it, when that is a route.
+		if (req.Method == http.MethodGet || req.Method == http.MethodHead) && !strings.HasSuffix(req.URL.Path, "/") {
+			alt := req.Clone(req.Context())
+			alt.URL.Path += "/"
+			var m mux.RouteMatch
+			if r.Match(alt, &m) && m.MatchErr == nil {
+				u := *req.URL
+				u.Path = alt.URL.Path
+				http.Redirect(w, req, u.String(), http.StatusMovedPermanently)
+				return nil
+			}
+		}
+		return errNotFound
+	})
 	r.MethodNotAllowedHandler = s.restHandler("method-not-allowed", func(_ http.ResponseWriter, r *http.Request) error {
 		return &detailError{errMethodNotAllowed, `Method "` + r.Method + `" not allowed.`}
 	})
