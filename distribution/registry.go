@@ -32,6 +32,8 @@ type Options struct {
 	// CacheEntries bounds each cache of resolved manifests, tags and blobs.
 	// Default 10000.
 	CacheEntries int
+	// CacheBytes bounds the manifest bytes held in memory. Default 64 MiB.
+	CacheBytes int64
 }
 
 // Registry answers the pull side of the OCI distribution spec for every
@@ -92,15 +94,24 @@ func NewRegistry(dists *Store, repos *repository.Store, blobs BlobStore, opts Op
 	if opts.CacheEntries <= 0 {
 		opts.CacheEntries = 10000
 	}
+	if opts.CacheBytes <= 0 {
+		opts.CacheBytes = 64 << 20
+	}
 	return &Registry{
 		dists:     dists,
 		repos:     repos,
 		blobs:     blobs,
 		opts:      opts,
 		paths:     map[string]pathEntry{},
-		manifests: newCache[manifestKey, *Manifest](opts.CacheEntries),
-		tags:      newCache[View, []string](max(opts.CacheEntries/100, 16)),
-		blobOK:    newCache[manifestKey, bool](opts.CacheEntries),
+		manifests: newCache[manifestKey](opts.CacheEntries, opts.CacheBytes, func(m *Manifest) int64 { return int64(len(m.Raw)) + 256 }),
+		tags: newCache[View](max(opts.CacheEntries/100, 16), opts.CacheBytes, func(tags []string) int64 {
+			n := int64(0)
+			for _, t := range tags {
+				n += int64(len(t)) + 16
+			}
+			return n
+		}),
+		blobOK: newCache[manifestKey, bool](opts.CacheEntries, 0, nil),
 	}
 }
 
