@@ -138,7 +138,7 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request) error {
 		// A client that cannot read what a tag names: as CNCF distribution
 		// does, give it the linux/amd64 image of a list, else nothing. A
 		// digest pins bytes, so it is served whatever Accept says.
-		if _, isDigest := digest.Parse(ref); isDigest != nil {
+		if _, notDigest := digest.Parse(ref); notDigest != nil { // a tag
 			if m.Type != content.TypeManifestList {
 				return fmt.Errorf("%w: %s is %s, which the Accept header does not allow", distribution.ErrManifestUnknown, ref, m.MediaType)
 			}
