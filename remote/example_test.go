@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/mooring-dev/mooring/internal/db"
 	"github.com/mooring-dev/mooring/internal/regtest"
 	"github.com/mooring-dev/mooring/remote"
 	"github.com/mooring-dev/mooring/repository"
@@ -31,14 +30,11 @@ func ExampleSyncer_Sync() {
 	}
 
 	// Mooring's metadata database and blob store.
-	bdb, err := db.Open(ctx, dir+"/mooring.db")
+	bdb, err := repository.Open(ctx, dir+"/mooring.db")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer bdb.Close()
-	if err := repository.Migrate(ctx, bdb); err != nil {
-		log.Fatal(err)
-	}
 	blobs, err := filesystem.New(dir + "/blobs")
 	if err != nil {
 		log.Fatal(err)
