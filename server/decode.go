@@ -89,12 +89,8 @@ func (b *body) str(field string, required, nullable bool) *string {
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		var n json.Number
-		if json.Unmarshal(raw, &n) != nil {
-			b.fail(field, "Not a valid string.")
-			return nil
-		}
-		s = n.String()
+		b.fail(field, "Not a valid string.")
+		return nil
 	}
 	if required && strings.TrimSpace(s) == "" {
 		b.fail(field, "This field may not be blank.")

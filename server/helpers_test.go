@@ -173,6 +173,16 @@ func (e *env) validate(req *http.Request, body []byte, r response) {
 	}
 	in := &openapi3filter.RequestValidationInput{Request: vreq, PathParams: params, Route: route,
 		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, ExcludeRequestBody: true}}
+	if r.status < 300 && body != nil {
+		// What the server accepted, the document must allow.
+		vin := *in
+		vin.Options = &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}
+		vin.Request = vreq.Clone(context.Background())
+		vin.Request.Body = io.NopCloser(bytes.NewReader(body))
+		if err := openapi3filter.ValidateRequest(context.Background(), &vin); err != nil {
+			e.t.Errorf("%s %s: the server accepted a request the OpenAPI document refuses: %v\n%s", req.Method, req.URL.Path, err, body)
+		}
+	}
 	err = openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: in, Status: r.status, Header: r.header, Body: io.NopCloser(bytes.NewReader(r.body)),
 		Options: &openapi3filter.Options{IncludeResponseStatus: true},
