@@ -55,6 +55,7 @@ type FieldError struct {
 	Err     error
 }
 
+// Error returns "<field>: <message>".
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
 // Unwrap returns ErrInvalid or ErrConflict.
@@ -85,14 +86,20 @@ func Migrate(ctx context.Context, d *bun.DB) error {
 type Distribution struct {
 	bun.BaseModel `bun:"table:distributions"`
 
-	ID       string `bun:"id,pk"`
-	Name     string `bun:"name"`
+	// ID is assigned by Create.
+	ID string `bun:"id,pk"`
+	// Name is unique among distributions.
+	Name string `bun:"name"`
+	// BasePath is what clients pull (<host>/<base path>): a repository name
+	// of the distribution spec, unique, and neither a prefix of another
+	// base path at a '/' nor under one.
 	BasePath string `bun:"base_path"`
 	// RepositoryID, when set, serves the repository's latest version.
 	RepositoryID *string `bun:"repository_id"`
 	// RepositoryVersionID, when set, serves that version only.
-	RepositoryVersionID *string   `bun:"repository_version_id"`
-	CreatedAt           time.Time `bun:"created_at"`
+	RepositoryVersionID *string `bun:"repository_version_id"`
+	// CreatedAt is set by Create.
+	CreatedAt time.Time `bun:"created_at"`
 }
 
 // Filter selects distributions in List. Zero fields do not filter.
