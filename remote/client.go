@@ -224,7 +224,7 @@ func (r *Remote) transport() (*http.Transport, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = max(r.DownloadConcurrency, 2)
 	tr.ResponseHeaderTimeout = 2 * time.Minute
-	cfg := &tls.Config{InsecureSkipVerify: !r.SSLValidation} //nolint:gosec // the user's choice, ssl_validation=false
+	cfg := &tls.Config{InsecureSkipVerify: r.InsecureSkipVerify} //nolint:gosec // the user's choice, ssl_validation=false
 	if r.SSLCACertificate != "" {
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {

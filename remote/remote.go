@@ -104,20 +104,35 @@ type Remote struct {
 	// and its key for TLS client authentication. The key is write-only.
 	SSLClientCertificate string `json:"ssl_client_certificate" bun:"ssl_client_certificate"`
 	SSLClientKey         string `json:"-" bun:"ssl_client_key"`
-	// SSLValidation checks the registry's TLS certificate. It defaults to
-	// true through New and JSON decoding; the zero Remote has it false, so
-	// code building a Remote by hand should start from New.
-	SSLValidation bool `json:"ssl_validation" bun:"ssl_validation"`
+	// InsecureSkipVerify turns off checking the registry's TLS certificate:
+	// Pulp's ssl_validation=false. The zero Remote checks it, so a Remote
+	// built by hand is safe. In JSON it is "ssl_validation", inverted.
+	InsecureSkipVerify bool `json:"-" bun:"insecure_skip_verify"`
 	// ProxyURL is an http, https or socks5 proxy for every request.
 	ProxyURL  string    `json:"proxy_url" bun:"proxy_url"`
 	CreatedAt time.Time `json:"created_at" bun:"created_at"`
 }
 
 // New returns a Remote with the defaults filled in: DownloadConcurrency 10
-// and SSLValidation on.
+// (TLS certificates are checked, as in every Remote unless
+// InsecureSkipVerify is set).
 func New(name, url, upstreamName string) *Remote {
 	return &Remote{Name: name, URL: url, UpstreamName: upstreamName,
-		DownloadConcurrency: DefaultDownloadConcurrency, SSLValidation: true}
+		DownloadConcurrency: DefaultDownloadConcurrency}
+}
+
+// SSLValidation reports whether the registry's TLS certificate is checked
+// (Pulp's ssl_validation).
+func (r *Remote) SSLValidation() bool { return !r.InsecureSkipVerify }
+
+// MarshalJSON encodes the remote as the REST API shows it: with
+// "ssl_validation", and without the write-only fields.
+func (r Remote) MarshalJSON() ([]byte, error) {
+	type plain Remote
+	return json.Marshal(struct {
+		plain
+		SSLValidation bool `json:"ssl_validation"`
+	}{plain(r), !r.InsecureSkipVerify})
 }
 
 // UnmarshalJSON decodes a remote as the REST API receives it: fields left
@@ -128,14 +143,18 @@ func (r *Remote) UnmarshalJSON(data []byte) error {
 	type plain Remote
 	in := struct {
 		*plain
-		Password     *string `json:"password"`
-		SSLClientKey *string `json:"ssl_client_key"`
+		Password      *string `json:"password"`
+		SSLClientKey  *string `json:"ssl_client_key"`
+		SSLValidation *bool   `json:"ssl_validation"`
 	}{plain: (*plain)(r)}
 	if r.DownloadConcurrency == 0 && r.ID == "" {
-		r.DownloadConcurrency, r.SSLValidation = DefaultDownloadConcurrency, true
+		r.DownloadConcurrency = DefaultDownloadConcurrency
 	}
 	if err := json.Unmarshal(data, &in); err != nil {
 		return err
+	}
+	if in.SSLValidation != nil {
+		r.InsecureSkipVerify = !*in.SSLValidation
 	}
 	if in.Password != nil {
 		r.Password = *in.Password

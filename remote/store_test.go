@@ -47,7 +47,7 @@ func TestStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Password != "s3cret" || !got.SSLValidation || got.DownloadConcurrency != 10 || len(got.IncludeTags) != 2 || got.ExcludeTags == nil {
+		if got.Password != "s3cret" || got.InsecureSkipVerify || got.DownloadConcurrency != 10 || len(got.IncludeTags) != 2 || got.ExcludeTags == nil {
 			t.Errorf("Get = %+v", *got)
 		}
 		if !got.CreatedAt.Equal(r.CreatedAt) {
@@ -149,13 +149,23 @@ func TestRemoteJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"name":"n","url":"https://quay.io","upstream_name":"a/b","password":"pw","ssl_client_key":"k","username":"u"}`), &r); err != nil {
 		t.Fatal(err)
 	}
-	if !r.SSLValidation || r.DownloadConcurrency != 10 || r.Password != "pw" || r.SSLClientKey != "k" {
+	if r.InsecureSkipVerify || r.DownloadConcurrency != 10 || r.Password != "pw" || r.SSLClientKey != "k" {
 		t.Errorf("decoded %+v: want defaults and the write-only fields", r)
 	}
-	if err := json.Unmarshal([]byte(`{"ssl_validation":false,"download_concurrency":2}`), new(remote.Remote)); err != nil {
+	var off remote.Remote
+	if err := json.Unmarshal([]byte(`{"ssl_validation":false,"download_concurrency":2}`), &off); err != nil {
 		t.Fatal(err)
 	}
+	if !off.InsecureSkipVerify || off.SSLValidation() {
+		t.Errorf(`"ssl_validation": false decoded to %+v, want certificate checks off`, off)
+	}
+	if (remote.Remote{}).InsecureSkipVerify {
+		t.Error("the zero Remote skips TLS verification")
+	}
 	out, _ := json.Marshal(r)
+	if !strings.Contains(string(out), `"ssl_validation":true`) {
+		t.Errorf("encoded %s lacks ssl_validation true", out)
+	}
 	if strings.Contains(string(out), "pw") || strings.Contains(string(out), `"k"`) {
 		t.Errorf("encoded %s shows a secret", out)
 	}

@@ -53,10 +53,10 @@ func TestSyncTLS(t *testing.T) {
 	}{
 		{"untrusted", srv.URL, func(r *remote.Remote) {}, "certificate"},
 		{"private CA", srv.URL, func(r *remote.Remote) { r.SSLCACertificate = caPEM }, ""},
-		{"validation off", srv.URL, func(r *remote.Remote) { r.SSLValidation = false }, ""},
-		{"no client certificate", mtls.URL, func(r *remote.Remote) { r.SSLValidation = false }, "certificate"},
+		{"validation off", srv.URL, func(r *remote.Remote) { r.InsecureSkipVerify = true }, ""},
+		{"no client certificate", mtls.URL, func(r *remote.Remote) { r.InsecureSkipVerify = true }, "certificate"},
 		{"client certificate", mtls.URL, func(r *remote.Remote) {
-			r.SSLValidation = false
+			r.InsecureSkipVerify = true
 			r.SSLClientCertificate, r.SSLClientKey = clientCert, clientKey
 		}, ""},
 	} {

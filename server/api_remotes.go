@@ -56,7 +56,7 @@ func remoteView(r *remote.Remote) remoteJSON {
 		Username:             nullable(r.Username),
 		SSLCACertificate:     nullable(r.SSLCACertificate),
 		SSLClientCertificate: nullable(r.SSLClientCertificate),
-		SSLValidation:        r.SSLValidation,
+		SSLValidation:        r.SSLValidation(),
 		ProxyURL:             nullable(r.ProxyURL),
 	}
 }
@@ -103,7 +103,7 @@ func readRemote(r *http.Request, rm *remote.Remote) error {
 		rm.DownloadConcurrency = *v
 	}
 	if v := b.boolean("ssl_validation"); v != nil {
-		rm.SSLValidation = *v
+		rm.InsecureSkipVerify = !*v
 	}
 	return b.done()
 }

@@ -13,7 +13,7 @@ CREATE TABLE remotes (
   ssl_ca_certificate TEXT NOT NULL DEFAULT '',
   ssl_client_certificate TEXT NOT NULL DEFAULT '',
   ssl_client_key TEXT NOT NULL DEFAULT '',
-  ssl_validation BOOLEAN NOT NULL DEFAULT TRUE,
+  insecure_skip_verify BOOLEAN NOT NULL DEFAULT FALSE,
   proxy_url TEXT NOT NULL DEFAULT '',
   created_at TIMESTAMP NOT NULL
 );
