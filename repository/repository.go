@@ -263,6 +263,9 @@ func (s *Store) DeleteRepository(ctx context.Context, id string) error {
 		// foreign keys on, and being explicit costs nothing.
 		for _, table := range []string{"repository_contents", "repository_versions"} {
 			if _, err := tx.db.NewDelete().Table(table).Where("repository_id = ?", id).Exec(ctx); err != nil {
+				if db.IsForeignKeyViolation(err) {
+					return fmt.Errorf("%w: a version of repository %q is still referenced (a distribution serves it?)", ErrConflict, id)
+				}
 				return err
 			}
 		}

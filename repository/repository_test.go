@@ -512,3 +512,32 @@ func checkSummaries(t *testing.T, s *repository.Store, repoID string, want map[i
 		prev = cur
 	}
 }
+
+// A version something else points at (a pinned distribution, say) is not
+// deleted, and the error says it is a conflict, not a failure.
+func TestDeleteReferencedVersionIsConflict(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, d *bun.DB) {
+		ctx := context.Background()
+		s := newStore(t, d)
+		if _, err := d.ExecContext(ctx, `CREATE TABLE pins (version_id VARCHAR(36) NOT NULL REFERENCES repository_versions(id))`); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := s.CreateRepository(ctx, "pinned", "")
+		v, err := s.NewVersion(ctx, r.ID, repository.Change{Add: putImage(t, s, "pin").ids()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.ExecContext(ctx, `INSERT INTO pins (version_id) VALUES (?)`, v.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteVersion(ctx, r.ID, v.Number); !errors.Is(err, repository.ErrConflict) {
+			t.Errorf("deleting a referenced version: err = %v, want ErrConflict", err)
+		}
+		if err := s.DeleteRepository(ctx, r.ID); !errors.Is(err, repository.ErrConflict) {
+			t.Errorf("deleting a repository with a referenced version: err = %v, want ErrConflict", err)
+		}
+		if got := members(t, s, r.ID, v.Number); len(got) != 4 {
+			t.Errorf("after refused deletes version %d holds %d units, want 4", v.Number, len(got))
+		}
+	})
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/uptrace/bun/dialect"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/internal/db"
 )
 
 // membership is one row of repository_contents.
@@ -471,6 +472,9 @@ func (s *Store) DeleteVersion(ctx context.Context, repoID string, n int) error {
 			}
 		}
 		_, err = tx.db.NewDelete().Model(v).WherePK().Exec(ctx)
+		if db.IsForeignKeyViolation(err) {
+			return fmt.Errorf("%w: version %d of repository %q is still referenced (a distribution serves it?)", ErrConflict, n, repo.Name)
+		}
 		return err
 	})
 }
