@@ -179,7 +179,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Distribution, int, error)
 // BasePaths lists up to n base paths in lexical order, starting after last;
 // it is the registry catalog.
 func (s *Store) BasePaths(ctx context.Context, n int, last string) ([]string, error) {
-	var out []string
+	out := []string{} // an empty catalog is [], not null
 	q := s.db.NewSelect().Model((*Distribution)(nil)).Column("base_path").Order("base_path").Limit(int64(n))
 	if last != "" {
 		q = q.Where("base_path > ?", last)

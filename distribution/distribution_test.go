@@ -3,6 +3,7 @@ package distribution_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -196,6 +197,21 @@ func TestRegistryFollowsAndPins(t *testing.T) {
 		}
 		if err := f.dists.DeleteRepository(ctx, f.repo.ID); err != nil {
 			t.Errorf("delete the repository once unserved: %v", err)
+		}
+	})
+}
+
+// A registry with no distributions has an empty catalog, which clients
+// expect as {"repositories": []}, not null.
+func TestEmptyCatalogIsEmptyList(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
+		f := setup(t, db, time.Second)
+		paths, err := f.reg.Catalog(context.Background(), 100, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, _ := json.Marshal(paths); string(out) != "[]" {
+			t.Errorf("empty catalog encodes as %s, want []", out)
 		}
 	})
 }
