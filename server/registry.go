@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/mooring-dev/mooring/content"
 	"github.com/mooring-dev/mooring/distribution"
+	"github.com/mooring-dev/mooring/storage"
 )
 
 // getBase answers the API version check (distribution spec "Determining
@@ -164,9 +166,12 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// getBlob streams a blob ("Pulling blobs"), with Range support; a file is
+// getBlob serves a blob ("Pulling blobs"), with Range support; a file is
 // handed to http.ServeContent as the *os.File itself so that net/http can
-// use sendfile.
+// use sendfile. With Options.RedirectBlobs a GET of a stored blob is
+// answered with a 307 to the backing store instead, which then serves the
+// bytes (and any Range the client asks for); HEAD is answered here, from
+// the size OpenBlob learnt.
 func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	d, err := digest.Parse(mux.Vars(r)["digest"])
@@ -177,6 +182,8 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// OpenBlob checks the version holds the blob and that storage has it;
+	// on S3 it costs one HEAD and no GET until the first Read.
 	b, err := s.registry.OpenBlob(ctx, v, d)
 	if err != nil {
 		return err
@@ -184,6 +191,21 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
 	defer b.Close()
 	h := w.Header()
 	h.Set("Docker-Content-Digest", d.String())
+	// A manifest served as a blob has a media type and comes from the
+	// database, not from storage: it cannot be redirected.
+	if s.redirect != nil && r.Method == http.MethodGet && b.MediaType == "" {
+		u, err := s.redirect.RedirectURL(ctx, d, s.expiry)
+		if err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("%w: %s (in the repository version but not in storage)", distribution.ErrBlobUnknown, d)
+			}
+			return err
+		}
+		// The URL expires: let no cache keep the redirect longer.
+		h.Set("Cache-Control", "no-store")
+		http.Redirect(w, r, u, http.StatusTemporaryRedirect)
+		return nil
+	}
 	h.Set("ETag", `"`+d.String()+`"`)
 	h.Set("Cache-Control", "max-age=31536000")
 	h.Set("Content-Type", "application/octet-stream")

@@ -55,9 +55,23 @@ type Options struct {
 	ContentOrigin string
 	// Registry tunes the registry's caches.
 	Registry distribution.Options
+	// RedirectBlobs makes the registry answer a blob GET with 307 Temporary
+	// Redirect to a URL of the blob in the backing store (distribution
+	// spec, "Pulling blobs"), once it has checked that the served version
+	// holds the blob, so that blob bytes do not pass through the server.
+	// It needs Blobs to be a storage.Redirector; with any other driver, and
+	// for manifests fetched as blobs, blobs are streamed as by default.
+	// HEAD is always answered by the server.
+	RedirectBlobs bool
+	// RedirectExpiry is how long a redirect URL stays valid. Default 20
+	// minutes, as CNCF distribution's S3 driver uses.
+	RedirectExpiry time.Duration
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
 }
+
+// DefaultRedirectExpiry is Options.RedirectExpiry's default.
+const DefaultRedirectExpiry = 20 * time.Minute
 
 // Server holds the SDK stores both services use.
 type Server struct {
@@ -68,6 +82,8 @@ type Server struct {
 	remotes  *remote.Store
 	tasks    *task.Store
 	registry *distribution.Registry
+	redirect storage.Redirector // nil: stream blobs
+	expiry   time.Duration
 	origin   string
 	log      *slog.Logger
 	auth     authCache
@@ -91,6 +107,13 @@ func New(opts Options) *Server {
 		origin:  opts.ContentOrigin,
 		log:     opts.Logger,
 		auth:    authCache{ok: map[[32]byte]time.Time{}},
+	}
+	if r, ok := opts.Blobs.(storage.Redirector); ok && opts.RedirectBlobs {
+		s.redirect = r
+		s.expiry = opts.RedirectExpiry
+		if s.expiry <= 0 {
+			s.expiry = DefaultRedirectExpiry
+		}
 	}
 	s.registry = distribution.NewRegistry(s.dists, s.repos, opts.Blobs, opts.Registry)
 	return s

@@ -8,6 +8,14 @@
 // service off and -workers 0 turns the workers off, so the pieces can run
 // as separate processes sharing a PostgreSQL database and storage.
 //
+// To scale out, run several processes with the same -database (a
+// postgres:// DSN) and the same -storage, an S3 bucket given as
+// s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION, with credentials from
+// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Any process serves the API
+// and the registry, and the workers of all processes share one task queue.
+// -storage-redirect sends registry blob GETs to presigned S3 URLs instead
+// of streaming the bytes through the server.
+//
 // The REST API's admin user gets its password from MOORING_ADMIN_PASSWORD,
 // set or reset at every start; without it, the first start generates one
 // and prints it once.
@@ -32,7 +40,9 @@ import (
 
 	mooringdb "github.com/mooring-dev/mooring/internal/db"
 	"github.com/mooring-dev/mooring/server"
+	"github.com/mooring-dev/mooring/storage"
 	"github.com/mooring-dev/mooring/storage/filesystem"
+	"github.com/mooring-dev/mooring/storage/s3"
 	"github.com/mooring-dev/mooring/task"
 )
 
@@ -41,8 +51,12 @@ type config struct {
 	contentAddr string
 	dataDir     string
 	database    string
-	storage     string
+	storage     string     // a directory, unless s3 is set
+	s3          *s3.Config // from an s3:// -storage
+	redirect    bool
 	workers     int
+	heartbeat   time.Duration
+	deadAfter   time.Duration
 	logLevel    string
 }
 
@@ -68,26 +82,70 @@ func parseFlags() (config, error) {
 	fs.StringVar(&c.contentAddr, "content-addr", envDefault("content-addr", "localhost:24816"), "registry (pull) address; empty turns it off (env MOORING_CONTENT_ADDR)")
 	fs.StringVar(&c.dataDir, "data-dir", envDefault("data-dir", "./mooring-data"), "directory for the default database and storage (env MOORING_DATA_DIR)")
 	fs.StringVar(&c.database, "database", envDefault("database", ""), "database DSN: an SQLite path or postgres://…; default <data-dir>/mooring.db (env MOORING_DATABASE)")
-	fs.StringVar(&c.storage, "storage", envDefault("storage", ""), "blob storage directory; default <data-dir>/blobs (env MOORING_STORAGE)")
+	fs.StringVar(&c.storage, "storage", envDefault("storage", ""), "blob storage: a directory (or file://DIR), or s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION with credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; default <data-dir>/blobs (env MOORING_STORAGE)")
+	redirect, err := strconv.ParseBool(envDefault("storage-redirect", "false"))
+	if err != nil {
+		return c, fmt.Errorf("MOORING_STORAGE_REDIRECT: want true or false")
+	}
+	fs.BoolVar(&c.redirect, "storage-redirect", redirect, "answer registry blob GETs with a redirect to a presigned URL of the storage (s3:// only) instead of streaming them (env MOORING_STORAGE_REDIRECT)")
 	workers := envDefault("workers", "2")
 	fs.StringVar(&workers, "workers", workers, "task workers in this process; 0 turns them off (env MOORING_WORKERS)")
+	heartbeat := envDefault("task-heartbeat", "5s")
+	fs.StringVar(&heartbeat, "task-heartbeat", heartbeat, "how often task workers prove they are alive; the same in every process (env MOORING_TASK_HEARTBEAT)")
+	deadAfter := envDefault("task-dead-after", "30s")
+	fs.StringVar(&deadAfter, "task-dead-after", deadAfter, "how long without a heartbeat before a worker's running tasks are failed; the same in every process, at least twice -task-heartbeat (env MOORING_TASK_DEAD_AFTER)")
 	fs.StringVar(&c.logLevel, "log-level", envDefault("log-level", "info"), "debug, info, warn or error (env MOORING_LOG_LEVEL)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	n, err := strconv.Atoi(workers)
 	if err != nil || n < 0 {
 		return c, fmt.Errorf("-workers %q: want a whole number", workers)
 	}
 	c.workers = n
+	for _, d := range []struct {
+		name, s string
+		to      *time.Duration
+	}{{"task-heartbeat", heartbeat, &c.heartbeat}, {"task-dead-after", deadAfter, &c.deadAfter}} {
+		if *d.to, err = time.ParseDuration(d.s); err != nil || *d.to <= 0 {
+			return c, fmt.Errorf("-%s %q: want a positive duration such as 5s", d.name, d.s)
+		}
+	}
+	if c.deadAfter < 2*c.heartbeat {
+		return c, fmt.Errorf("-task-dead-after %v: want at least twice -task-heartbeat (%v)", c.deadAfter, c.heartbeat)
+	}
 	if c.database == "" {
 		c.database = filepath.Join(c.dataDir, "mooring.db")
 	}
-	if c.storage == "" {
+	switch {
+	case c.storage == "":
 		c.storage = filepath.Join(c.dataDir, "blobs")
+	case strings.HasPrefix(c.storage, "s3://"):
+		cfg, err := s3.ParseURL(c.storage)
+		if err != nil {
+			return c, fmt.Errorf("-storage: %w", err)
+		}
+		c.s3 = &cfg
+	case strings.HasPrefix(c.storage, "file://"):
+		c.storage = strings.TrimPrefix(c.storage, "file://")
+	case strings.Contains(c.storage, "://"):
+		return c, fmt.Errorf("-storage %q: want a directory, file://DIR or s3://BUCKET", c.storage)
 	}
-	c.storage = strings.TrimPrefix(c.storage, "file://")
+	if c.redirect && c.s3 == nil {
+		return c, errors.New("-storage-redirect needs S3 storage (-storage s3://…): the filesystem driver cannot hand out URLs")
+	}
 	return c, nil
+}
+
+// openStorage opens the blob store c names.
+func openStorage(ctx context.Context, c config) (storage.Driver, error) {
+	if c.s3 != nil {
+		return s3.New(ctx, *c.s3)
+	}
+	return filesystem.New(c.storage)
 }
 
 func run() error {
@@ -124,12 +182,17 @@ func run() error {
 		// Printed once, on stdout, never logged.
 		fmt.Printf("Generated password for the REST API user %q: %s\n", server.AdminUser, generated)
 	}
-	blobs, err := filesystem.New(c.storage)
+	blobs, err := openStorage(ctx, c)
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
+	if c.s3 != nil {
+		log.Info("blob storage", "bucket", c.s3.Bucket, "prefix", c.s3.Prefix, "endpoint", c.s3.Endpoint, "redirect", c.redirect)
+	} else {
+		log.Info("blob storage", "dir", c.storage)
+	}
 
-	srv := server.New(server.Options{DB: db, Blobs: blobs, ContentOrigin: publicOrigin(c.contentAddr), Logger: log})
+	srv := server.New(server.Options{DB: db, Blobs: blobs, ContentOrigin: publicOrigin(c.contentAddr), Logger: log, RedirectBlobs: c.redirect})
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
@@ -163,7 +226,7 @@ func run() error {
 	}
 	var runnerDone chan error
 	if c.workers > 0 {
-		runner := task.NewRunner(db, task.Options{Workers: c.workers, Logger: log})
+		runner := task.NewRunner(db, task.Options{Workers: c.workers, Heartbeat: c.heartbeat, DeadAfter: c.deadAfter, Logger: log})
 		srv.RegisterTasks(runner)
 		runnerDone = make(chan error, 1)
 		go func() { runnerDone <- runner.Run(ctx) }()
