@@ -34,6 +34,12 @@ type Options struct {
 	CacheEntries int
 	// CacheBytes bounds the manifest bytes held in memory. Default 64 MiB.
 	CacheBytes int64
+	// Staged, when set, is asked about a blob the served version does not
+	// hold; when it answers true the blob is served from storage. A
+	// registry that takes pushes uses it for blobs uploaded to a repository
+	// but not yet in a version (distribution spec: a blob can be pulled once
+	// its upload completes, before a manifest refers to it).
+	Staged func(ctx context.Context, repositoryID string, d digest.Digest) (bool, error)
 }
 
 // Registry answers the pull side of the OCI distribution spec for every
@@ -315,13 +321,21 @@ func (r *Registry) OpenBlob(ctx context.Context, v *View, d digest.Digest) (*Blo
 				isBlob = true
 			}
 		}
-		if !isBlob {
+		staged := false
+		if !isBlob && r.opts.Staged != nil {
+			if staged, err = r.opts.Staged(ctx, v.RepositoryID, d); err != nil {
+				return nil, err
+			}
+		}
+		if !isBlob && !staged {
 			if m, err := r.Manifest(ctx, v, d.String()); err == nil {
 				return &Blob{ReadSeekCloser: nopCloser{bytesReader(m.Raw)}, Digest: d, Size: int64(len(m.Raw)), MediaType: m.MediaType}, nil
 			}
 			return nil, fmt.Errorf("%w: %s", ErrBlobUnknown, d)
 		}
-		r.blobOK.put(key, true)
+		if isBlob {
+			r.blobOK.put(key, true)
+		}
 	}
 	f, err := r.blobs.Open(ctx, d)
 	if err != nil {
@@ -339,6 +353,16 @@ func (r *Registry) OpenBlob(ctx context.Context, v *View, d digest.Digest) (*Blo
 		return nil, err
 	}
 	return &Blob{ReadSeekCloser: f, Digest: d, Size: size}, nil
+}
+
+// Forget drops what the Registry remembers of basePath's resolution, so
+// that the next request sees a distribution or repository version created
+// since, without waiting for the TTL. Other processes see it after their
+// TTL.
+func (r *Registry) Forget(basePath string) {
+	r.mu.Lock()
+	delete(r.paths, basePath)
+	r.mu.Unlock()
 }
 
 // Catalog lists up to n served base paths after last, in lexical order.

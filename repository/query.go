@@ -30,6 +30,9 @@ type ContentFilter struct {
 	// Name selects tags by name.
 	Name      string
 	MediaType string
+	// Subject selects manifests and lists whose subject is this digest (OCI
+	// 1.1 referrers).
+	Subject digest.Digest
 	Page
 }
 
@@ -52,7 +55,7 @@ func (s *Store) ListContent(ctx context.Context, f ContentFilter) ([]Content, in
 			refs = append(refs, r)
 		}
 	}
-	needUnits := f.Digest != "" || f.Name != "" || f.MediaType != ""
+	needUnits := f.Digest != "" || f.Name != "" || f.MediaType != "" || f.Subject != ""
 
 	// build returns the query selecting matching ids; key is the id column.
 	build := func() (*bun.SelectQuery, string) {
@@ -88,6 +91,9 @@ func (s *Store) ListContent(ctx context.Context, f ContentFilter) ([]Content, in
 		}
 		if f.MediaType != "" {
 			q = q.Where("c.media_type = ?", f.MediaType)
+		}
+		if f.Subject != "" {
+			q = q.Where("c.subject = ?", f.Subject)
 		}
 		return q, key
 	}

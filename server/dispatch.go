@@ -98,6 +98,9 @@ func (s *Server) renderRegistryError(w http.ResponseWriter, r *http.Request, rou
 	if m.status == 499 {
 		return // the client has gone
 	}
+	if m.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="Mooring"`)
+	}
 	body, _ := json.Marshal(map[string]any{"errors": []map[string]any{{"code": m.code, "message": msg, "detail": nil}}})
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

@@ -9,6 +9,7 @@ import (
 	"github.com/mooring-dev/mooring/internal/db"
 	"github.com/mooring-dev/mooring/remote"
 	"github.com/mooring-dev/mooring/repository"
+	"github.com/mooring-dev/mooring/storage"
 	"github.com/mooring-dev/mooring/task"
 )
 
@@ -34,6 +35,18 @@ var errorTable = []errorMapping{
 	{err: errNameInvalid, status: http.StatusBadRequest, code: "NAME_INVALID"},
 	{err: errUnsupported, status: http.StatusMethodNotAllowed, code: "UNSUPPORTED"},
 	{err: errPaginationInvalid, status: http.StatusBadRequest, code: "PAGINATION_NUMBER_INVALID"},
+	{err: errDenied, status: http.StatusForbidden, code: "DENIED"},
+	{err: errBlobUploadUnknown, status: http.StatusNotFound, code: "BLOB_UPLOAD_UNKNOWN"},
+	{err: errRangeInvalid, status: http.StatusRequestedRangeNotSatisfiable, code: "BLOB_UPLOAD_INVALID"},
+	{err: errSizeInvalid, status: http.StatusBadRequest, code: "SIZE_INVALID"},
+	{err: errManifestInvalid, status: http.StatusBadRequest, code: "MANIFEST_INVALID"},
+	{err: errManifestTooLarge, status: http.StatusRequestEntityTooLarge, code: "SIZE_INVALID"},
+	{err: errManifestBlobUnknown, status: http.StatusBadRequest, code: "MANIFEST_BLOB_UNKNOWN"},
+	{err: errTagInvalid, status: http.StatusBadRequest, code: "TAG_INVALID"},
+	{err: storage.ErrDigestMismatch, status: http.StatusBadRequest, code: "DIGEST_INVALID"},
+	{err: storage.ErrInvalidDigest, status: http.StatusBadRequest, code: "DIGEST_INVALID"},
+	{err: storage.ErrSizeMismatch, status: http.StatusBadRequest, code: "SIZE_INVALID"},
+	{err: storage.ErrUploadOffset, status: http.StatusRequestedRangeNotSatisfiable, code: "BLOB_UPLOAD_INVALID"},
 
 	{err: errNotFound, status: http.StatusNotFound, code: "NAME_UNKNOWN", detail: "Not found."},
 	{err: repository.ErrNotFound, status: http.StatusNotFound, detail: "Not found."},
@@ -70,6 +83,16 @@ var (
 	errUnsupported       = errors.New("the operation is unsupported")
 	errPaginationInvalid = errors.New("invalid pagination parameters")
 	errForeignKey        = errors.New("still referenced")
+
+	// Errors of the push side (distribution spec "Error Codes").
+	errDenied              = errors.New("requested access to the resource is denied")
+	errBlobUploadUnknown   = errors.New("blob upload unknown to registry")
+	errRangeInvalid        = errors.New("chunk out of order")
+	errSizeInvalid         = errors.New("provided length did not match content length")
+	errManifestInvalid     = errors.New("manifest invalid")
+	errManifestTooLarge    = errors.New("manifest too large")
+	errManifestBlobUnknown = errors.New("manifest references a manifest or blob unknown to registry")
+	errTagInvalid          = errors.New("manifest tag did not match URI")
 )
 
 // lookupError returns the table row for err, or a 500 row.

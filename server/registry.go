@@ -224,9 +224,6 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) error {
 		if !strings.HasPrefix(p, "/v2/") {
 			return errNotFoundRegistry
 		}
-		if strings.Contains(p, "/blobs/uploads") {
-			return &detailError{errUnsupported, "pushing is not supported: this registry is read-only"}
-		}
 		for _, op := range []string{"/manifests/", "/blobs/", "/tags/list"} {
 			if i := strings.LastIndex(p, op); i > len("/v2/") {
 				name := p[len("/v2/"):i]

@@ -115,10 +115,12 @@ func TestRegistryManifests(t *testing.T) {
 			{"GET", "/v2/lib/foo/manifests/" + strings.Repeat("t", 200), 404, "MANIFEST_UNKNOWN"},
 			{"GET", "/v2/Lib/foo/manifests/v1", 400, "NAME_INVALID"},
 			{"GET", "/v2/lib//foo/manifests/v1", 400, "NAME_INVALID"},
-			{"PUT", "/v2/lib/foo/manifests/v1", 405, "UNSUPPORTED"},
-			{"DELETE", "/v2/lib/foo/manifests/v1", 405, "UNSUPPORTED"},
-			{"POST", "/v2/lib/foo/blobs/uploads/", 405, "UNSUPPORTED"},
-			{"GET", "/v2/lib/foo/blobs/uploads/x", 405, "UNSUPPORTED"},
+			// Anonymous pushes and deletes are refused with a challenge.
+			{"PUT", "/v2/lib/foo/manifests/v1", 401, "UNAUTHORIZED"},
+			{"DELETE", "/v2/lib/foo/manifests/v1", 401, "UNAUTHORIZED"},
+			{"POST", "/v2/lib/foo/blobs/uploads/", 401, "UNAUTHORIZED"},
+			{"GET", "/v2/lib/foo/blobs/uploads/x", 401, "UNAUTHORIZED"},
+			{"PUT", "/v2/", 405, "UNSUPPORTED"},
 			{"GET", "/elsewhere", 404, "NAME_UNKNOWN"},
 		} {
 			r := e.get(c.method, c.path)

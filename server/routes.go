@@ -57,7 +57,8 @@ var apiRoutes = []route{
 // capturing groups (gorilla/mux forbids them): base paths may contain '/'.
 const nameRe = `{name:[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*}`
 
-// contentRoutes are the registry's endpoints (distribution spec, pull).
+// contentRoutes are the registry's endpoints (distribution spec: pull,
+// push, content management, referrers).
 var contentRoutes = []route{
 	{"base", "/v2/", []string{"GET", "HEAD"}, (*Server).getBase},
 	{"base-no-slash", "/v2", []string{"GET", "HEAD"}, (*Server).getBase},
@@ -65,6 +66,18 @@ var contentRoutes = []route{
 	{"tags", "/v2/" + nameRe + "/tags/list", []string{"GET", "HEAD"}, (*Server).getTags},
 	{"manifest", "/v2/" + nameRe + "/manifests/{reference}", []string{"GET", "HEAD"}, (*Server).getManifest},
 	{"blob", "/v2/" + nameRe + "/blobs/{digest}", []string{"GET", "HEAD"}, (*Server).getBlob},
+	{"referrers", "/v2/" + nameRe + "/referrers/{digest}", []string{"GET", "HEAD"}, (*Server).getReferrers},
+
+	// Push and delete (distribution spec "Push", "Content Management"):
+	// HTTP Basic authentication with a REST API user.
+	{"upload-start", "/v2/" + nameRe + "/blobs/uploads/", []string{"POST"}, (*Server).startUpload},
+	{"upload-status", "/v2/" + nameRe + "/blobs/uploads/{uuid}", []string{"GET", "HEAD"}, (*Server).uploadStatus},
+	{"upload-patch", "/v2/" + nameRe + "/blobs/uploads/{uuid}", []string{"PATCH"}, (*Server).patchUpload},
+	{"upload-finish", "/v2/" + nameRe + "/blobs/uploads/{uuid}", []string{"PUT"}, (*Server).finishUpload},
+	{"upload-cancel", "/v2/" + nameRe + "/blobs/uploads/{uuid}", []string{"DELETE"}, (*Server).cancelUpload},
+	{"blob-delete", "/v2/" + nameRe + "/blobs/{digest}", []string{"DELETE"}, (*Server).deleteBlob},
+	{"manifest-put", "/v2/" + nameRe + "/manifests/{reference}", []string{"PUT"}, (*Server).putManifest},
+	{"manifest-delete", "/v2/" + nameRe + "/manifests/{reference}", []string{"DELETE"}, (*Server).deleteManifest},
 }
 
 func (s *Server) apiRouter() http.Handler {
@@ -102,7 +115,7 @@ func (s *Server) contentRouter() http.Handler {
 	}
 	r.NotFoundHandler = s.registryHandler("not-found", s.unmatched)
 	r.MethodNotAllowedHandler = s.registryHandler("method-not-allowed", func(_ http.ResponseWriter, r *http.Request) error {
-		return &detailError{errUnsupported, "pushing and deleting are not supported: this registry is read-only"}
+		return &detailError{errUnsupported, "method " + r.Method + " is not supported on " + r.URL.Path}
 	})
 	return r
 }

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -68,6 +69,9 @@ type Options struct {
 	RedirectExpiry time.Duration
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
+	// UploadTimeout is how long a blob upload may go untouched before it
+	// is discarded with its bytes. Default DefaultUploadTimeout (1h).
+	UploadTimeout time.Duration
 }
 
 // DefaultRedirectExpiry is Options.RedirectExpiry's default.
@@ -87,12 +91,18 @@ type Server struct {
 	origin   string
 	log      *slog.Logger
 	auth     authCache
+
+	uploadTimeout time.Duration
+	lastSweep     atomic.Int64
 }
 
 // New returns a Server over opts.DB and opts.Blobs.
 func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.UploadTimeout <= 0 {
+		opts.UploadTimeout = DefaultUploadTimeout
 	}
 	if opts.ContentOrigin == "" {
 		opts.ContentOrigin = "localhost:24816"
@@ -107,6 +117,8 @@ func New(opts Options) *Server {
 		origin:  opts.ContentOrigin,
 		log:     opts.Logger,
 		auth:    authCache{ok: map[[32]byte]time.Time{}},
+
+		uploadTimeout: opts.UploadTimeout,
 	}
 	if r, ok := opts.Blobs.(storage.Redirector); ok && opts.RedirectBlobs {
 		s.redirect = r
@@ -115,6 +127,9 @@ func New(opts Options) *Server {
 			s.expiry = DefaultRedirectExpiry
 		}
 	}
+	if opts.Registry.Staged == nil {
+		opts.Registry.Staged = s.staged
+	}
 	s.registry = distribution.NewRegistry(s.dists, s.repos, opts.Blobs, opts.Registry)
 	return s
 }
@@ -122,5 +137,6 @@ func New(opts Options) *Server {
 // API returns the REST API handler (Pulp's /pulp/api/v3/).
 func (s *Server) API() http.Handler { return s.apiRouter() }
 
-// Content returns the registry handler (/v2/, pull only).
+// Content returns the registry handler (/v2/): pull for anyone; push and
+// delete for REST API users (HTTP Basic).
 func (s *Server) Content() http.Handler { return s.contentRouter() }
