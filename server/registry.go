@@ -19,8 +19,13 @@ import (
 )
 
 // getBase answers the API version check (distribution spec "Determining
-// support").
+// support"). Without valid credentials it is a 401 with a Basic challenge:
+// clients such as podman and skopeo decide on this probe alone whether to
+// send credentials later, so a push needs it; pulls stay anonymous.
 func (s *Server) getBase(w http.ResponseWriter, r *http.Request) error {
+	if err := s.authenticate(r); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, struct{}{})
 	return nil
 }

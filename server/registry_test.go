@@ -56,10 +56,18 @@ func TestRegistryManifests(t *testing.T) {
 		e := newEnv(t, db)
 		f := newRegistryFixture(t, e)
 
+		// The version check is where clients learn to send credentials:
+		// 401 with a Basic challenge without them, 200 with them. Pulls
+		// below stay anonymous.
 		for _, p := range []string{"/v2/", "/v2"} {
 			r := e.get("GET", p)
+			if r.status != http.StatusUnauthorized || r.header.Get("Docker-Distribution-API-Version") != "registry/2.0" ||
+				r.header.Get("WWW-Authenticate") != `Basic realm="Mooring"` {
+				t.Errorf("%s anonymously: %d %v", p, r.status, r.header)
+			}
+			r = e.push("GET", p, nil)
 			if r.status != http.StatusOK || r.header.Get("Docker-Distribution-API-Version") != "registry/2.0" {
-				t.Errorf("%s: %d %v", p, r.status, r.header)
+				t.Errorf("%s as admin: %d %v", p, r.status, r.header)
 			}
 		}
 
