@@ -117,6 +117,18 @@ func TestRegistryBlobRedirect(t *testing.T) {
 		t.Errorf("ranged GET following: %s %q", resp.Status, body)
 	}
 
+	// A range the store might read differently is answered here.
+	for _, rng := range []string{"bytes=500-0", "bytes=999999-", "items=0-1", "bytes=x-1"} {
+		resp, _ = do(noFollow, "GET", path, "Range", rng)
+		if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+			t.Errorf("GET with Range %q: %s, want 416 from the registry", rng, resp.Status)
+		}
+	}
+	resp, _ = do(noFollow, "GET", path, "Range", "bytes=0-9, -5")
+	if resp.StatusCode != http.StatusTemporaryRedirect {
+		t.Errorf("GET with two good ranges: %s, want a redirect", resp.Status)
+	}
+
 	// HEAD is answered here, with the size and digest.
 	resp, _ = do(noFollow, "HEAD", path)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Length") != strconv.Itoa(len(layer)) ||

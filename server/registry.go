@@ -198,7 +198,7 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Docker-Content-Digest", d.String())
 	// A manifest served as a blob has a media type and comes from the
 	// database, not from storage: it cannot be redirected.
-	if s.redirect != nil && r.Method == http.MethodGet && b.MediaType == "" {
+	if s.redirect != nil && r.Method == http.MethodGet && b.MediaType == "" && redirectableRange(r.Header.Get("Range"), b.Size) {
 		u, err := s.redirect.RedirectURL(ctx, d, s.expiry)
 		if err != nil {
 			if errors.Is(err, storage.ErrNotFound) {
@@ -219,6 +219,44 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
 	}
 	http.ServeContent(w, r, "", time.Time{}, b.ReadSeekCloser)
 	return nil
+}
+
+// redirectableRange reports whether a blob GET with this Range header (RFC
+// 9110 section 14.2) may be redirected: no header, or byte ranges that are
+// all well formed and satisfiable. Anything else is answered here, as
+// http.ServeContent answers it (416), since object stores disagree on
+// malformed ranges; S3 ignores them and sends the whole blob.
+func redirectableRange(h string, size int64) bool {
+	if h == "" {
+		return true
+	}
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok {
+		return false
+	}
+	for part := range strings.SplitSeq(spec, ",") {
+		first, last, ok := strings.Cut(strings.TrimSpace(part), "-")
+		if !ok {
+			return false
+		}
+		if first == "" { // suffix: the last n bytes
+			n, err := strconv.ParseInt(last, 10, 64)
+			if err != nil || n <= 0 || size == 0 {
+				return false
+			}
+			continue
+		}
+		a, err := strconv.ParseInt(first, 10, 64)
+		if err != nil || a < 0 || a >= size {
+			return false
+		}
+		if last != "" {
+			if b, err := strconv.ParseInt(last, 10, 64); err != nil || b < a {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // unmatched answers paths no route matched: a name that breaks the

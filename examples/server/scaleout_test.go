@@ -346,6 +346,35 @@ func TestStorageRedirectPodman(t *testing.T) {
 	podmanPull(ctx, t, p.content+"/hello:latest", realImg.Digest)
 }
 
+// TestOCIConformanceS3Redirect runs the OCI distribution-spec conformance
+// suite, push included, against a server keeping its blobs in S3
+// (versitygw) that redirects blob GETs to presigned URLs: what clients
+// see of a redirect, and uploads into S3, pass as the filesystem does.
+func TestOCIConformanceS3Redirect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("conformance suite skipped in -short mode")
+	}
+	s3cfg := s3test.Start(t)
+	suite := buildConformance(t)
+	password := randomHex(12)
+	p := &serverProc{name: "mooring-s3", bin: buildServer(t), api: freeAddr(t), content: freeAddr(t), redirect: true,
+		env: []string{"MOORING_ADMIN_PASSWORD=" + password,
+			"AWS_ACCESS_KEY_ID=" + s3cfg.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3cfg.SecretKey}}
+	p.args = []string{"-data-dir", t.TempDir(), "-api-addr", p.api, "-content-addr", p.content, "-log-level", "warn",
+		"-storage", fmt.Sprintf("s3://%s/conformance?endpoint=%s&region=%s", s3cfg.Bucket, url.QueryEscape(s3cfg.Endpoint), s3cfg.Region),
+		"-storage-redirect"}
+	p.start(t)
+	r := runConformance(t, suite, map[string]string{
+		"OCI_REGISTRY":                  p.content,
+		"OCI_USERNAME":                  "admin",
+		"OCI_PASSWORD":                  password,
+		"OCI_API_BLOBS_UPLOAD_CANCEL":   "true",
+		"OCI_API_MANIFESTS_TAG_PARAM":   "true",
+		"OCI_API_BLOBS_MOUNT_ANONYMOUS": "true",
+	})
+	r.check(t, false)
+}
+
 // TestStorageFlags checks that the binary refuses storage settings it
 // cannot honour, before touching anything.
 func TestStorageFlags(t *testing.T) {
