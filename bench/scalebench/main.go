@@ -108,6 +108,7 @@ func main() {
 	for _, cf := range configs {
 		var times []time.Duration
 		var busy time.Duration
+		var cpu map[string]time.Duration
 		for range *runs {
 			run++
 			if c != nil {
@@ -117,13 +118,16 @@ func main() {
 			for i := range cf.procs {
 				c.startWorkers(fmt.Sprintf("worker%d", i), cf.workers)
 			}
+			before := cpuTimes()
 			elapsed, sum := c.syncAll(reg.Host)
+			cpu = since(before, cpuTimes())
 			times = append(times, elapsed)
 			busy = sum
 		}
 		med := median(times)
 		fmt.Printf("  %d worker process(es) x %d workers: %8s   (%.1f repositories/s; task run time summed %s)\n",
 			cf.procs, cf.workers, med.Round(time.Millisecond), float64(*repos)/med.Seconds(), busy.Round(time.Millisecond))
+		fmt.Printf("      CPU during the last run: %s\n", cpuNote(cpu))
 	}
 
 	// Blob GETs, from the last cluster's bucket prefix and schema.
@@ -479,6 +483,66 @@ func startVersity(ctx context.Context, tmp string) (stop func(), cfg s3.Config) 
 			log.Fatalf("versitygw did not start: %v\n%s", err, out.String())
 		}
 	}
+}
+
+// cpuTimes returns the CPU time used so far by this program's child
+// processes by command name (mooring, versitygw, docker-registry), by
+// every PostgreSQL process of the machine ("postgres"), and by the whole
+// machine ("all", from /proc/stat).
+func cpuTimes() map[string]time.Duration {
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	out := map[string]time.Duration{}
+	if raw, err := os.ReadFile("/proc/stat"); err == nil {
+		f := strings.Fields(strings.SplitN(string(raw), "\n", 2)[0])
+		for i, v := range f[1:] {
+			if i > 6 || i == 3 || i == 4 { // idle, iowait, steal, guest (in user already)
+				continue
+			}
+			n, _ := strconv.ParseInt(v, 10, 64)
+			out["all"] += time.Duration(n) * tick
+		}
+	}
+	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	me := strconv.Itoa(os.Getpid())
+	for _, p := range dirs {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		s := string(raw)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		name := s[open+1 : end]
+		f := strings.Fields(s[end+1:]) // f[0] is the state, f[1] the ppid
+		if len(f) < 13 || (f[1] != me && name != "postgres") {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		out[name] += time.Duration(ut+st) * tick
+	}
+	return out
+}
+
+func since(before, after map[string]time.Duration) map[string]time.Duration {
+	d := map[string]time.Duration{}
+	for k, v := range after {
+		d[k] = v - before[k]
+	}
+	return d
+}
+
+// cpuNote prints the CPU seconds of each role and the rest of the machine.
+func cpuNote(cpu map[string]time.Duration) string {
+	rest := cpu["all"]
+	var parts []string
+	for _, k := range []string{"mooring", "versitygw", "docker-registry", "postgres"} {
+		parts = append(parts, fmt.Sprintf("%s %.1fs", k, cpu[k].Seconds()))
+		rest -= cpu[k]
+	}
+	return strings.Join(parts, ", ") + fmt.Sprintf(", the rest (this program, the kernel, …) %.1fs; machine %.1fs", rest.Seconds(), cpu["all"].Seconds())
 }
 
 func median(ds []time.Duration) time.Duration {
