@@ -127,16 +127,15 @@ func (r *Registry) Resolve(ctx context.Context, basePath string) (*View, error) 
 	gen := r.dists.gen.Load()
 	r.mu.RLock()
 	e, ok := r.paths[basePath]
-	fresh := ok && r.gen == gen && now.Before(e.expires)
+	// A name not served is not remembered: a push from another process
+	// may create it at any moment.
+	fresh := ok && e.view != nil && r.gen == gen && now.Before(e.expires)
 	r.mu.RUnlock()
 	if fresh {
-		if e.view == nil {
-			return nil, fmt.Errorf("%w: %s", ErrNameUnknown, basePath)
-		}
 		return e.view, nil
 	}
 	view, err := r.resolve(ctx, basePath)
-	if err != nil && !errors.Is(err, ErrNameUnknown) {
+	if err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
@@ -149,7 +148,25 @@ func (r *Registry) Resolve(ctx context.Context, basePath string) (*View, error) 
 	}
 	r.paths[basePath] = pathEntry{view: view, expires: now.Add(r.opts.TTL)}
 	r.mu.Unlock()
-	return view, err
+	return view, nil
+}
+
+// fresher returns the view v.BasePath resolves to now, without the cache,
+// when it is not v: another process may have made a version since v was
+// cached. A miss is checked against it before it is reported, so that what
+// was pushed through one process is found through any other at once.
+func (r *Registry) fresher(ctx context.Context, v *View) *View {
+	if v.BasePath == "" {
+		return nil
+	}
+	nv, err := r.resolve(ctx, v.BasePath)
+	if err != nil || *nv == *v {
+		return nil
+	}
+	r.mu.Lock()
+	r.paths[v.BasePath] = pathEntry{view: nv, expires: time.Now().Add(r.opts.TTL)}
+	r.mu.Unlock()
+	return nv
 }
 
 func (r *Registry) resolve(ctx context.Context, basePath string) (*View, error) {
@@ -185,6 +202,16 @@ func (v *View) ref() *repository.VersionRef {
 // Manifest returns the manifest or manifest list that reference (a tag or
 // a digest) names in version v, or ErrManifestUnknown.
 func (r *Registry) Manifest(ctx context.Context, v *View, reference string) (*Manifest, error) {
+	m, err := r.manifest(ctx, v, reference)
+	if errors.Is(err, ErrManifestUnknown) {
+		if nv := r.fresher(ctx, v); nv != nil {
+			return r.manifest(ctx, nv, reference)
+		}
+	}
+	return m, err
+}
+
+func (r *Registry) manifest(ctx context.Context, v *View, reference string) (*Manifest, error) {
 	key := manifestKey{v.RepositoryID, v.Number, reference}
 	if m, ok := r.manifests.get(key); ok {
 		return m, nil
@@ -306,6 +333,16 @@ type Blob struct {
 // version does not hold it. A manifest of the version is served as a blob
 // too, as registries do, from its stored bytes.
 func (r *Registry) OpenBlob(ctx context.Context, v *View, d digest.Digest) (*Blob, error) {
+	b, err := r.openBlob(ctx, v, d)
+	if errors.Is(err, ErrBlobUnknown) && storage.ValidateDigest(d) == nil {
+		if nv := r.fresher(ctx, v); nv != nil {
+			return r.openBlob(ctx, nv, d)
+		}
+	}
+	return b, err
+}
+
+func (r *Registry) openBlob(ctx context.Context, v *View, d digest.Digest) (*Blob, error) {
 	if err := storage.ValidateDigest(d); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrBlobUnknown, d)
 	}

@@ -369,3 +369,29 @@ func TestUploadAcrossServers(t *testing.T) {
 		}
 	})
 }
+
+// TestPushSeenByOtherServer pushes through one server while another, which
+// caches base paths for an hour, has already served the repository: what
+// was pushed is found there at once, not after the cache expires.
+func TestPushSeenByOtherServer(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
+		e := newEnv(t, db)
+		other := httptest.NewServer(server.New(server.Options{DB: db, Blobs: e.blobs, Logger: slog.New(slog.DiscardHandler),
+			Registry: distribution.Options{TTL: time.Hour}}).Content())
+		t.Cleanup(other.Close)
+
+		if r := doPush(t, other.URL, "GET", "/v2/app/manifests/v1", nil); r.status != http.StatusNotFound {
+			t.Fatalf("before any push: %d", r.status)
+		}
+		_, d1 := e.pushImage("app", "v1", "one", "")
+		if r := doPush(t, other.URL, "GET", "/v2/app/manifests/v1", nil); r.status != http.StatusOK {
+			t.Fatalf("first push, seen elsewhere: %d %s", r.status, r.body)
+		}
+		_, d2 := e.pushImage("app", "v2", "two", "")
+		for _, ref := range []string{"v2", d2.String(), d1.String()} {
+			if r := doPush(t, other.URL, "GET", "/v2/app/manifests/"+ref, nil); r.status != http.StatusOK {
+				t.Errorf("second push, %s seen elsewhere: %d %s", ref, r.status, r.body)
+			}
+		}
+	})
+}
