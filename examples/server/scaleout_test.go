@@ -100,7 +100,7 @@ func TestScaleOut(t *testing.T) {
 		p := &serverProc{name: fmt.Sprintf("p%d", i), bin: bin, env: env,
 			api: freeAddr(t), content: freeAddr(t), redirect: i == 1}
 		p.args = []string{"-api-addr", p.api, "-content-addr", p.content, "-database", dsn, "-storage", storageURL,
-			"-workers", "2", "-task-heartbeat", "250ms", "-task-dead-after", "2s", "-data-dir", t.TempDir()}
+			"-workers", "2", "-task-heartbeat", "500ms", "-task-dead-after", "4s", "-data-dir", t.TempDir()}
 		if p.redirect {
 			p.args = append(p.args, "-storage-redirect")
 		}
