@@ -395,3 +395,28 @@ func TestPushSeenByOtherServer(t *testing.T) {
 		}
 	})
 }
+
+// TestJanitor: with no upload starting to trigger a sweep, the janitor
+// discards an abandoned upload by itself.
+func TestJanitor(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
+		e := newEnv(t, db)
+		r := e.push("POST", "/v2/app/blobs/uploads/", nil)
+		loc := r.header.Get("Location")
+		e.push("PATCH", loc, []byte("abandoned"))
+		j := server.New(server.Options{DB: db, Blobs: e.blobs, Logger: slog.New(slog.DiscardHandler), UploadTimeout: 10 * time.Millisecond})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { j.RunJanitor(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			r := e.push("GET", loc, nil)
+			if r.status == http.StatusNotFound {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("upload still there after 5s: %d", r.status)
+			}
+		}
+	})
+}

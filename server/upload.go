@@ -373,6 +373,27 @@ func (s *Server) SweepUploads(ctx context.Context) (int, error) {
 	return len(ids), nil
 }
 
+// RunJanitor sweeps abandoned uploads every tenth of the upload timeout
+// (at least every second) until ctx is done. Without it uploads are swept
+// only as new ones start.
+func (s *Server) RunJanitor(ctx context.Context) {
+	t := time.NewTicker(max(s.uploadTimeout/10, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.lastSweep.Store(time.Now().UnixNano())
+			if n, err := s.SweepUploads(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("sweeping abandoned uploads", "err", err)
+			} else if n > 0 {
+				s.log.Info("discarded abandoned uploads", "count", n)
+			}
+		}
+	}
+}
+
 // maybeSweep starts a sweep in the background when none ran for a tenth of
 // the upload timeout.
 func (s *Server) maybeSweep() {

@@ -57,6 +57,7 @@ type config struct {
 	workers     int
 	heartbeat   time.Duration
 	deadAfter   time.Duration
+	uploadAfter time.Duration
 	logLevel    string
 }
 
@@ -92,6 +93,8 @@ func parseFlags() (config, error) {
 	fs.StringVar(&workers, "workers", workers, "task workers in this process; 0 turns them off (env MOORING_WORKERS)")
 	heartbeat := envDefault("task-heartbeat", "5s")
 	fs.StringVar(&heartbeat, "task-heartbeat", heartbeat, "how often task workers prove they are alive; the same in every process (env MOORING_TASK_HEARTBEAT)")
+	uploadAfter := envDefault("upload-timeout", "1h")
+	fs.StringVar(&uploadAfter, "upload-timeout", uploadAfter, "how long a registry blob upload may go untouched before it is discarded with its bytes (env MOORING_UPLOAD_TIMEOUT)")
 	deadAfter := envDefault("task-dead-after", "30s")
 	fs.StringVar(&deadAfter, "task-dead-after", deadAfter, "how long without a heartbeat before a worker's running tasks are failed; the same in every process, at least twice -task-heartbeat (env MOORING_TASK_DEAD_AFTER)")
 	fs.StringVar(&c.logLevel, "log-level", envDefault("log-level", "info"), "debug, info, warn or error (env MOORING_LOG_LEVEL)")
@@ -109,7 +112,7 @@ func parseFlags() (config, error) {
 	for _, d := range []struct {
 		name, s string
 		to      *time.Duration
-	}{{"task-heartbeat", heartbeat, &c.heartbeat}, {"task-dead-after", deadAfter, &c.deadAfter}} {
+	}{{"task-heartbeat", heartbeat, &c.heartbeat}, {"task-dead-after", deadAfter, &c.deadAfter}, {"upload-timeout", uploadAfter, &c.uploadAfter}} {
 		if *d.to, err = time.ParseDuration(d.s); err != nil || *d.to <= 0 {
 			return c, fmt.Errorf("-%s %q: want a positive duration such as 5s", d.name, d.s)
 		}
@@ -192,7 +195,11 @@ func run() error {
 		log.Info("blob storage", "dir", c.storage)
 	}
 
-	srv := server.New(server.Options{DB: db, Blobs: blobs, ContentOrigin: publicOrigin(c.contentAddr), Logger: log, RedirectBlobs: c.redirect})
+	srv := server.New(server.Options{DB: db, Blobs: blobs, ContentOrigin: publicOrigin(c.contentAddr), Logger: log, RedirectBlobs: c.redirect,
+		UploadTimeout: c.uploadAfter})
+	if c.contentAddr != "" {
+		go srv.RunJanitor(ctx)
+	}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
