@@ -1,6 +1,7 @@
 // Package server composes the Mooring SDK into two HTTP services: the REST
-// API of Pulp's pulp_docker (/pulp/api/v3/), and the pull side of the OCI
-// distribution spec (/v2/) that serves distributions to docker and podman.
+// API of Pulp's pulp_docker (/pulp/api/v3/), and the OCI distribution spec
+// (/v2/): anonymous pull of every distribution, and push, delete and
+// referrers for REST API users (push.go, upload.go, push_manifest.go).
 //
 // Handlers are thin: they parse the request, make one SDK call and encode
 // the result. Routes are declared in routes.go; one dispatcher
