@@ -49,7 +49,8 @@ func SetPassword(ctx context.Context, db bun.IDB, username, password string) err
 // EnsureAdmin gives the admin user a password. With password set it sets or
 // resets it. Otherwise, when there is no admin yet, it generates one and
 // returns it so the caller can show it once; an existing admin keeps its
-// password and "" is returned.
+// password and "" is returned. Processes starting at once on one database
+// may all generate a password: only the one whose insert won returns it.
 func EnsureAdmin(ctx context.Context, db bun.IDB, password string) (generated string, err error) {
 	if password != "" {
 		return "", SetPassword(ctx, db, AdminUser, password)
@@ -66,7 +67,20 @@ func EnsureAdmin(ctx context.Context, db bun.IDB, password string) (generated st
 		return "", err
 	}
 	generated = base64.RawURLEncoding.EncodeToString(b[:])
-	return generated, SetPassword(ctx, db, AdminUser, generated)
+	hash, err := bcrypt.GenerateFromPassword([]byte(generated), bcrypt.DefaultCost)
+	if err != nil {
+		return "", err
+	}
+	now := time.Now().UTC()
+	res, err := db.NewInsert().Model(&user{Username: AdminUser, PasswordHash: string(hash), CreatedAt: now, UpdatedAt: now}).
+		On("CONFLICT (username) DO NOTHING").Exec(ctx)
+	if err != nil {
+		return "", err
+	}
+	if inserted, err := res.RowsAffected(); err != nil || inserted == 0 {
+		return "", err // another process created the admin first
+	}
+	return generated, nil
 }
 
 // authCache remembers recently verified credentials for a short while, so
