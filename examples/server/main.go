@@ -49,6 +49,7 @@ import (
 type config struct {
 	apiAddr     string
 	contentAddr string
+	origin      string
 	dataDir     string
 	database    string
 	storage     string     // a directory, unless s3 is set
@@ -81,6 +82,7 @@ func parseFlags() (config, error) {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.StringVar(&c.apiAddr, "api-addr", envDefault("api-addr", "localhost:24817"), "REST API address; empty turns it off (env MOORING_API_ADDR)")
 	fs.StringVar(&c.contentAddr, "content-addr", envDefault("content-addr", "localhost:24816"), "registry (pull) address; empty turns it off (env MOORING_CONTENT_ADDR)")
+	fs.StringVar(&c.origin, "content-origin", envDefault("content-origin", ""), "host[:port] clients pull from, shown in each distribution's registry_path (a load balancer's, when several processes serve the registry); default -content-addr, localhost for an unspecified host (env MOORING_CONTENT_ORIGIN)")
 	fs.StringVar(&c.dataDir, "data-dir", envDefault("data-dir", "./mooring-data"), "directory for the default database and storage (env MOORING_DATA_DIR)")
 	fs.StringVar(&c.database, "database", envDefault("database", ""), "database DSN: an SQLite path or postgres://…; default <data-dir>/mooring.db (env MOORING_DATABASE)")
 	fs.StringVar(&c.storage, "storage", envDefault("storage", ""), "blob storage: a directory (or file://DIR), or s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION with credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; default <data-dir>/blobs (env MOORING_STORAGE)")
@@ -122,6 +124,9 @@ func parseFlags() (config, error) {
 	}
 	if c.database == "" {
 		c.database = filepath.Join(c.dataDir, "mooring.db")
+	}
+	if c.origin == "" {
+		c.origin = publicOrigin(c.contentAddr)
 	}
 	switch {
 	case c.storage == "":
@@ -195,7 +200,7 @@ func run() error {
 		log.Info("blob storage", "dir", c.storage)
 	}
 
-	srv := server.New(server.Options{DB: db, Blobs: blobs, ContentOrigin: publicOrigin(c.contentAddr), Logger: log, RedirectBlobs: c.redirect,
+	srv := server.New(server.Options{DB: db, Blobs: blobs, ContentOrigin: c.origin, Logger: log, RedirectBlobs: c.redirect,
 		UploadTimeout: c.uploadAfter})
 	if c.contentAddr != "" {
 		go srv.RunJanitor(ctx)

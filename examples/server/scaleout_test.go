@@ -302,7 +302,9 @@ func TestScaleOut(t *testing.T) {
 
 // TestStorageRedirectPodman pulls with podman through one server on SQLite
 // and S3 storage (versitygw) that redirects blob GETs to presigned URLs,
-// after a sync through the REST API has put the blobs in the bucket.
+// after a sync through the REST API has put the blobs in the bucket. The
+// server is configured through MOORING_* variables, and its registry_path
+// names the -content-origin it was given.
 func TestStorageRedirectPodman(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server binary")
@@ -327,14 +329,17 @@ func TestStorageRedirectPodman(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &serverProc{name: "redirect", bin: buildServer(t), api: freeAddr(t), content: freeAddr(t), redirect: true,
-		env: []string{"MOORING_ADMIN_PASSWORD=admin", "MOORING_STORAGE_REDIRECT=true",
+		env: []string{"MOORING_ADMIN_PASSWORD=admin", "MOORING_STORAGE_REDIRECT=true", "MOORING_CONTENT_ORIGIN=mirror.example.com",
 			"AWS_ACCESS_KEY_ID=" + s3cfg.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3cfg.SecretKey}}
 	p.args = []string{"-api-addr", p.api, "-content-addr", p.content, "-data-dir", t.TempDir(),
 		"-storage", fmt.Sprintf("s3://%s?endpoint=%s&region=%s", s3cfg.Bucket, url.QueryEscape(s3cfg.Endpoint), s3cfg.Region)}
 	p.start(t)
 	c := &restClient{t: t, base: "http://" + p.api, password: "admin"}
 	repo := c.post("/pulp/api/v3/repositories/", map[string]any{"name": "hello"})["_href"].(string)
-	c.post("/pulp/api/v3/docker-distributions/", map[string]any{"name": "hello", "base_path": "hello", "repository": repo})
+	dist := c.post("/pulp/api/v3/docker-distributions/", map[string]any{"name": "hello", "base_path": "hello", "repository": repo})
+	if dist["registry_path"] != "mirror.example.com/hello" {
+		t.Errorf("registry_path %v, want it on -content-origin: mirror.example.com/hello", dist["registry_path"])
+	}
 	remote := c.post("/pulp/api/v3/remotes/docker/docker/", map[string]any{"name": "hello", "url": "http://" + upstream, "upstream_name": "hello"})["_href"].(string)
 	href := c.post(remote+"sync/", map[string]any{"repository": repo})["task"].(string)
 	if tk := c.waitTask(ctx, href); tk.State != "completed" {
