@@ -1,8 +1,12 @@
 package main_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/xml"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/mooring-dev/mooring/internal/regtest"
@@ -62,6 +68,10 @@ func TestOCIConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 
+		// A signature-like artifact whose subject is the amd64 image,
+		// tagged so that a sync brings it in.
+		sig := pushReferrer(ctx, t, upstream, "conformance/ro", "amd64-sig", amd)
+
 		p, password := startConformanceServer(t, bin)
 		api := &restClient{t: t, base: "http://" + p.api, password: password}
 		repo := api.post("/pulp/api/v3/repositories/", map[string]any{"name": "ro"})
@@ -93,13 +103,58 @@ func TestOCIConformance(t *testing.T) {
 			"OCI_API_MANIFESTS_DELETE":    "false",
 			"OCI_API_TAGS_DELETE":         "false",
 			"OCI_RO_DATA_TAGS":            "amd64 arm64 latest",
-			"OCI_RO_DATA_MANIFESTS":       strings.Join([]string{amd.Digest.String(), arm.Digest.String(), list.Digest.String()}, " "),
+			"OCI_RO_DATA_MANIFESTS":       strings.Join([]string{amd.Digest.String(), arm.Digest.String(), list.Digest.String(), sig.String()}, " "),
 			"OCI_RO_DATA_BLOBS":           strings.Join(blobs, " "),
 			"OCI_RO_DATA_REFERRERS":       amd.Digest.String(),
 			"OCI_API_BLOBS_UPLOAD_CANCEL": "false",
 		})
 		r.check(t, true)
+
+		// The synced referrer is listed, with its artifact type.
+		resp, err := http.Get("http://" + p.content + "/v2/conformance/ro/referrers/" + amd.Digest.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(sig.String())) || !bytes.Contains(body, []byte(referrerType)) {
+			t.Errorf("referrers of the synced image: %d %s, want %s", resp.StatusCode, body, sig)
+		}
 	})
+}
+
+const referrerType = "application/vnd.example.signature"
+
+// pushReferrer pushes to repo on host an artifact manifest (empty config
+// and layer) whose subject is subject, tagged tag, and returns its digest.
+func pushReferrer(ctx context.Context, t *testing.T, host, repo, tag string, subject ocispec.Descriptor) digest.Digest {
+	t.Helper()
+	r, err := regtest.Repository(host, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := ocispec.DescriptorEmptyJSON
+	if err := r.Blobs().Push(ctx, empty, bytes.NewReader(empty.Data)); err != nil {
+		t.Fatal(err)
+	}
+	subject = ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
+	m := ocispec.Manifest{
+		Versioned:    specs.Versioned{SchemaVersion: 2},
+		MediaType:    ocispec.MediaTypeImageManifest,
+		ArtifactType: referrerType,
+		Config:       ocispec.Descriptor{MediaType: empty.MediaType, Digest: empty.Digest, Size: empty.Size},
+		Layers:       []ocispec.Descriptor{{MediaType: empty.MediaType, Digest: empty.Digest, Size: empty.Size}},
+		Subject:      &subject,
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
+	if err := r.Manifests().PushReference(ctx, desc, bytes.NewReader(raw), tag); err != nil {
+		t.Fatal(err)
+	}
+	return desc.Digest
 }
 
 // buildConformance builds the suite's binary from internal/conformance,
