@@ -420,3 +420,32 @@ func TestJanitor(t *testing.T) {
 		}
 	})
 }
+
+// TestSweepOrphanedUpload: deleting a push repository through the REST API
+// forgets its uploads; the sweep finds their bytes in storage and deletes
+// them.
+func TestSweepOrphanedUpload(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
+		e := newEnv(t, db)
+		r := e.push("POST", "/v2/gone/blobs/uploads/", nil)
+		loc := r.header.Get("Location")
+		id := strings.TrimPrefix(loc, "/v2/gone/blobs/uploads/")
+		e.push("PATCH", loc, []byte("orphan to be"))
+		dist := e.call("GET", "/pulp/api/v3/docker-distributions/?base_path=gone", nil).json(t)["results"].([]any)[0].(map[string]any)
+		if r := e.call("DELETE", dist["_href"].(string), nil); r.status >= 300 {
+			t.Fatalf("delete distribution: %d %s", r.status, r.body)
+		}
+		repo := e.call("GET", "/pulp/api/v3/repositories/?name=gone", nil).json(t)["results"].([]any)[0].(map[string]any)
+		if r := e.call("DELETE", repo["_href"].(string), nil); r.status >= 300 {
+			t.Fatalf("delete repository: %d %s", r.status, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+		sweeper := server.New(server.Options{DB: db, Blobs: e.blobs, Logger: slog.New(slog.DiscardHandler), UploadTimeout: 10 * time.Millisecond})
+		if n, err := sweeper.SweepUploads(context.Background()); err != nil || n != 1 {
+			t.Fatalf("sweep: %d, %v; want 1", n, err)
+		}
+		if size, _ := e.blobs.UploadSize(context.Background(), id); size != 0 {
+			t.Errorf("orphaned upload still holds %d bytes", size)
+		}
+	})
+}

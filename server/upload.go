@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -355,7 +356,8 @@ func (s *Server) dropUpload(ctx context.Context, id string) error {
 }
 
 // SweepUploads discards the uploads untouched for longer than the upload
-// timeout, with their bytes, and returns how many it discarded. The server
+// timeout, with their bytes, and bytes of uploads no longer recorded (when
+// the store can list them), and returns how many it discarded. The server
 // runs it by itself now and then, as uploads start; a program may also
 // call it on a timer.
 func (s *Server) SweepUploads(ctx context.Context) (int, error) {
@@ -370,7 +372,39 @@ func (s *Server) SweepUploads(ctx context.Context) (int, error) {
 			return i, err
 		}
 	}
-	return len(ids), nil
+	n := len(ids)
+	// Bytes without bookkeeping: their repository was deleted, or a
+	// process stopped between the two steps of a drop.
+	l, ok := s.blobs.(storage.UploadLister)
+	if !ok {
+		return n, nil
+	}
+	var orphans []string
+	err := l.ListUploads(ctx, func(id string, mod time.Time) error {
+		if mod.Before(cutoff) {
+			orphans = append(orphans, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return n, err
+	}
+	for start := 0; start < len(orphans); start += 500 {
+		chunk := orphans[start:min(start+500, len(orphans))]
+		var known []string
+		if err := s.db.NewSelect().Model((*upload)(nil)).Column("id").Where("id IN (?)", bun.In(chunk)).Scan(ctx, &known); err != nil {
+			return n, err
+		}
+		for _, id := range chunk {
+			if !slices.Contains(known, id) {
+				if err := s.blobs.(storage.Uploader).DeleteUpload(ctx, id); err != nil {
+					return n, err
+				}
+				n++
+			}
+		}
+	}
+	return n, nil
 }
 
 // RunJanitor sweeps abandoned uploads every tenth of the upload timeout

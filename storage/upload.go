@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -81,4 +82,14 @@ func ValidateUploadID(id string) error {
 		}
 	}
 	return nil
+}
+
+// UploadLister is implemented by Uploaders that can enumerate the uploads
+// they hold, so that bytes whose bookkeeping is gone (the repository was
+// deleted, a process crashed between steps) can be found and deleted.
+type UploadLister interface {
+	// ListUploads calls fn with the id of every upload holding bytes and
+	// when it was last appended to, and stops at the first error fn
+	// returns, which it returns as is.
+	ListUploads(ctx context.Context, fn func(id string, modTime time.Time) error) error
 }

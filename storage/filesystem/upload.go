@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -147,4 +148,30 @@ func uploadCheck(ctx context.Context, id string) error {
 		return err
 	}
 	return storage.ValidateUploadID(id)
+}
+
+var _ storage.UploadLister = (*Driver)(nil)
+
+// ListUploads lists the files under <root>/uploads.
+func (d *Driver) ListUploads(ctx context.Context, fn func(id string, modTime time.Time) error) error {
+	entries, err := readDir(filepath.Dir(d.uploadPath("x")))
+	if err != nil {
+		return &storage.Error{Op: "list uploads", Err: err}
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if storage.ValidateUploadID(e.Name()) != nil {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // committed or deleted meanwhile
+		}
+		if err := fn(e.Name(), info.ModTime()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

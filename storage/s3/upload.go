@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/opencontainers/go-digest"
@@ -214,4 +215,45 @@ func uploadCheck(ctx context.Context, id string) error {
 		return err
 	}
 	return storage.ValidateUploadID(id)
+}
+
+var _ storage.UploadLister = (*Driver)(nil)
+
+// ListUploads lists the chunk objects under <prefix>/uploads/, one upload
+// for each id, with the time of its newest chunk.
+func (d *Driver) ListUploads(ctx context.Context, fn func(id string, modTime time.Time) error) error {
+	root := d.prefix + "uploads/"
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var id string
+	var newest time.Time
+	flush := func() error {
+		if id == "" {
+			return nil
+		}
+		return fn(id, newest)
+	}
+	// Keys come in order, so an upload's chunks are listed together.
+	for obj := range d.client.ListObjectsIter(lctx, d.bucket, minio.ListObjectsOptions{Prefix: root, Recursive: true}) {
+		if obj.Err != nil {
+			return &storage.Error{Op: "list uploads", Err: obj.Err}
+		}
+		this, _, ok := strings.Cut(strings.TrimPrefix(obj.Key, root), "/")
+		if !ok || storage.ValidateUploadID(this) != nil {
+			continue
+		}
+		if this != id {
+			if err := flush(); err != nil {
+				return err
+			}
+			id, newest = this, time.Time{}
+		}
+		if obj.LastModified.After(newest) {
+			newest = obj.LastModified
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return flush()
 }

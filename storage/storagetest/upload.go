@@ -6,6 +6,7 @@ import (
 	"io"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -124,6 +125,33 @@ func RunUploads(t *testing.T, newDriver func(t *testing.T) UploadDriver, reopen 
 			t.Fatal(err)
 		}
 		assertBlob(t, d, c.Digest(digest.SHA256), data)
+	})
+
+	t.Run("List", func(t *testing.T) {
+		d := newDriver(t)
+		l, ok := d.(storage.UploadLister)
+		if !ok {
+			t.Skip("the driver does not list uploads")
+		}
+		ctx := t.Context()
+		start := time.Now().Add(-time.Minute)
+		for _, id := range []string{"la", "lb"} {
+			for off := int64(0); off < 3000; off += 1000 {
+				if _, err := d.AppendUpload(ctx, id, off, bytes.NewReader(data[off:off+1000])); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := d.CommitUpload(ctx, "lb", digest.SHA256.FromBytes(data[:3000]), 3000); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]time.Time{}
+		if err := l.ListUploads(ctx, func(id string, mod time.Time) error { got[id] = mod; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got["la"].Before(start) {
+			t.Fatalf("ListUploads = %v, want la alone, modified lately", got)
+		}
 	})
 
 	t.Run("EmptyAndDelete", func(t *testing.T) {
