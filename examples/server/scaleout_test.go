@@ -361,23 +361,32 @@ func TestOCIConformanceS3Redirect(t *testing.T) {
 	}
 	s3cfg := s3test.Start(t)
 	suite := buildConformance(t)
-	password := randomHex(12)
-	p := &serverProc{name: "mooring-s3", bin: buildServer(t), api: freeAddr(t), content: freeAddr(t), redirect: true,
-		env: []string{"MOORING_ADMIN_PASSWORD=" + password,
-			"AWS_ACCESS_KEY_ID=" + s3cfg.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3cfg.SecretKey}}
-	p.args = []string{"-data-dir", t.TempDir(), "-api-addr", p.api, "-content-addr", p.content, "-log-level", "warn",
-		"-storage", fmt.Sprintf("s3://%s/conformance?endpoint=%s&region=%s", s3cfg.Bucket, url.QueryEscape(s3cfg.Endpoint), s3cfg.Region),
-		"-storage-redirect"}
-	p.start(t)
-	r := runConformance(t, suite, map[string]string{
-		"OCI_REGISTRY":                  p.content,
-		"OCI_USERNAME":                  "admin",
-		"OCI_PASSWORD":                  password,
-		"OCI_API_BLOBS_UPLOAD_CANCEL":   "true",
-		"OCI_API_MANIFESTS_TAG_PARAM":   "true",
-		"OCI_API_BLOBS_MOUNT_ANONYMOUS": "true",
-	})
-	r.check(t, false)
+	bin := buildServer(t)
+	// Both ways of serving blobs from S3 are held to the same bar.
+	for _, redirect := range []bool{false, true} {
+		name := map[bool]string{false: "streamed", true: "redirected"}[redirect]
+		t.Run(name, func(t *testing.T) {
+			password := randomHex(12)
+			p := &serverProc{name: "mooring-s3-" + name, bin: bin, api: freeAddr(t), content: freeAddr(t), redirect: redirect,
+				env: []string{"MOORING_ADMIN_PASSWORD=" + password,
+					"AWS_ACCESS_KEY_ID=" + s3cfg.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3cfg.SecretKey}}
+			p.args = []string{"-data-dir", t.TempDir(), "-api-addr", p.api, "-content-addr", p.content, "-log-level", "warn",
+				"-storage", fmt.Sprintf("s3://%s/conformance-%s?endpoint=%s&region=%s", s3cfg.Bucket, name, url.QueryEscape(s3cfg.Endpoint), s3cfg.Region)}
+			if redirect {
+				p.args = append(p.args, "-storage-redirect")
+			}
+			p.start(t)
+			r := runConformance(t, suite, map[string]string{
+				"OCI_REGISTRY":                  p.content,
+				"OCI_USERNAME":                  "admin",
+				"OCI_PASSWORD":                  password,
+				"OCI_API_BLOBS_UPLOAD_CANCEL":   "true",
+				"OCI_API_MANIFESTS_TAG_PARAM":   "true",
+				"OCI_API_BLOBS_MOUNT_ANONYMOUS": "true",
+			})
+			r.check(t, false)
+		})
+	}
 }
 
 // TestStorageFlags checks that the binary refuses storage settings it
