@@ -297,6 +297,9 @@ func TestScaleOut(t *testing.T) {
 		t.Logf("podman pull skipped: %v", err)
 		return
 	}
+	// Through a process that streams blobs from S3 and through the one that
+	// redirects to it (each pull into fresh podman storage).
+	podmanPull(ctx, t, procs[0].content+"/r0:real", realImg.Digest)
 	podmanPull(ctx, t, procs[1].content+"/r0:real", realImg.Digest)
 }
 
