@@ -10,7 +10,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -18,18 +17,17 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/mooring-dev/mooring/bench"
 	"github.com/mooring-dev/mooring/internal/regtest"
 )
 
@@ -55,7 +53,7 @@ func main() {
 		log.Fatalf("go build ./examples/server (run from the repository root): %v\n%s", err, out)
 	}
 	password := randomHex(12)
-	content := freeAddr()
+	content := bench.FreeAddr()
 	srv := exec.Command(bin, "-data-dir", filepath.Join(tmp, "mooring"), "-api-addr", "", "-content-addr", content, "-workers", "0", "-log-level", "warn")
 	srv.Env = append(os.Environ(), "MOORING_ADMIN_PASSWORD="+password)
 	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
@@ -63,7 +61,10 @@ func main() {
 		log.Fatal(err)
 	}
 	defer srv.Process.Kill()
-	waitFor("http://" + content + "/v2/")
+	pid := strconv.Itoa(srv.Process.Pid)
+	if url := "http://" + content + "/v2/"; !bench.WaitHTTP(url, 30*time.Second) {
+		log.Fatalf("%s did not answer within 30s", url)
+	}
 
 	dist, err := regtest.RunDistribution(filepath.Join(tmp, "distribution"))
 	if err != nil {
@@ -77,15 +78,15 @@ func main() {
 		seed := fmt.Sprintf("pushbench-%d-%s", i, randomHex(4))
 		d := regtest.LayerDescriptor(seed, 0, size, "").Digest
 
-		if err := clearRefs(srv.Process.Pid); err != nil {
+		if err := bench.ResetPeakRSS(pid); err != nil {
 			log.Fatalf("reset peak RSS of the server: %v", err)
 		}
-		before, _ := status(srv.Process.Pid, "VmHWM")
+		before, _ := bench.ProcStatus(pid, "VmHWM")
 		dur, err := pushBlob(ctx, "http://"+content, "bench/push", "admin", password, d, regtest.LayerReader(seed, 0, size))
 		if err != nil {
 			log.Fatalf("mooring: %v", err)
 		}
-		after, _ := status(srv.Process.Pid, "VmHWM")
+		after, _ := bench.ProcStatus(pid, "VmHWM")
 		m := float64(size) / dur.Seconds() / (1 << 20)
 		moorings = append(moorings, m)
 
@@ -100,7 +101,7 @@ func main() {
 		fmt.Printf("run %d: mooring %6.1f MiB/s (%v)  docker-registry %6.1f MiB/s (%v)  mooring server peak RSS %d MiB -> %d MiB: +%.1f MiB\n",
 			i+1, m, dur.Round(time.Millisecond), r, dur2.Round(time.Millisecond), before>>10, after>>10, float64(after-before)/1024)
 	}
-	mm, dm := median(moorings), median(dists)
+	mm, dm := bench.Median(moorings), bench.Median(dists)
 	fmt.Printf("median: mooring %.1f MiB/s, docker-registry %.1f MiB/s; mooring/docker-registry = %.2f\n", mm, dm, mm/dm)
 }
 
@@ -162,32 +163,6 @@ func pushBlob(ctx context.Context, base, repo, user, pass string, d digest.Diges
 	return time.Since(start), nil
 }
 
-func clearRefs(pid int) error {
-	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
-}
-
-// status returns a field of /proc/<pid>/status in KiB.
-func status(pid int, field string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
 func parseSize(s string) (int64, error) {
 	mult := int64(1)
 	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
@@ -207,23 +182,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func waitFor(url string) {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			return
-		}
-	}
-	log.Fatalf("%s did not answer within 30s", url)
 }

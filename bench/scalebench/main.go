@@ -21,12 +21,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -42,6 +40,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mooring-dev/mooring/bench"
 	mooringdb "github.com/mooring-dev/mooring/internal/db"
 	"github.com/mooring-dev/mooring/internal/regtest"
 	"github.com/mooring-dev/mooring/storage/s3"
@@ -88,7 +87,7 @@ func main() {
 	defer vgw()
 
 	blobs, mib := pushRepos(ctx, reg.Host)
-	fmt.Printf("%d CPUs; PostgreSQL %s; versitygw at %s; upstream docker-registry at %s\n", numCPU(), redact(*dsn), cfg.Endpoint, reg.Host)
+	fmt.Printf("%d CPUs; PostgreSQL %s; versitygw at %s; upstream docker-registry at %s\n", bench.NumCPU(), redact(*dsn), cfg.Endpoint, reg.Host)
 	fmt.Printf("sync of %d repositories (%d tags each; %d blobs, %.0f MiB in all) from docker-registry into S3:\n", *repos, *tags, blobs, mib)
 
 	run := 0
@@ -124,7 +123,7 @@ func main() {
 			times = append(times, elapsed)
 			busy = sum
 		}
-		med := median(times)
+		med := bench.Median(times)
 		fmt.Printf("  %d worker process(es) x %d workers: %8s   (%.1f repositories/s; task run time summed %s)\n",
 			cf.procs, cf.workers, med.Round(time.Millisecond), float64(*repos)/med.Seconds(), busy.Round(time.Millisecond))
 		fmt.Printf("      CPU during the last run: %s\n", cpuNote(cpu))
@@ -198,7 +197,7 @@ type cluster struct {
 	dir, dsn, prefix, storage string
 	env                       []string
 	admin                     func()
-	api                       *client
+	api                       *bench.Client
 	procs                     []*exec.Cmd
 	logs                      []*bytes.Buffer
 	repoHrefs                 []string
@@ -229,10 +228,10 @@ func newCluster(ctx context.Context, tmp string, cfg s3.Config, run int) *cluste
 	c.storage = fmt.Sprintf("s3://%s/%s?endpoint=%s&region=%s&pathstyle=true", cfg.Bucket, c.prefix, url.QueryEscape(cfg.Endpoint), cfg.Region)
 	c.env = []string{"MOORING_ADMIN_PASSWORD=" + password, "MOORING_LOG_LEVEL=warn",
 		"AWS_ACCESS_KEY_ID=" + cfg.AccessKey, "AWS_SECRET_ACCESS_KEY=" + cfg.SecretKey}
-	apiAddr := freeAddr()
+	apiAddr := bench.FreeAddr()
 	c.start("api", "-api-addr", apiAddr, "-content-addr", "", "-workers", "0")
-	c.api = &client{base: "http://" + apiAddr}
-	c.api.waitUp()
+	c.api = &bench.Client{Base: "http://" + apiAddr, Password: password}
+	c.api.WaitUp("/pulp/api/v3/docs/api.json")
 	return c
 }
 
@@ -280,7 +279,7 @@ func (c *cluster) workerCount() int {
 
 // startContent starts a content-only process and returns its address.
 func (c *cluster) startContent(name string, redirect bool) string {
-	addr := freeAddr()
+	addr := bench.FreeAddr()
 	c.start(name, "-api-addr", "", "-content-addr", addr, "-workers", "0", "-storage-redirect="+strconv.FormatBool(redirect))
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
@@ -321,14 +320,14 @@ func (c *cluster) syncAll(upstream string) (time.Duration, time.Duration) {
 	c.repoHrefs = nil
 	for i := range *repos {
 		name := fmt.Sprintf("r%d", i)
-		repo := c.api.post("/pulp/api/v3/repositories/", map[string]any{"name": name})["_href"].(string)
-		remote := c.api.post("/pulp/api/v3/remotes/docker/docker/", map[string]any{"name": name, "url": "http://" + upstream, "upstream_name": name})["_href"].(string)
+		repo := c.api.Post("/pulp/api/v3/repositories/", map[string]any{"name": name})["_href"].(string)
+		remote := c.api.Post("/pulp/api/v3/remotes/docker/docker/", map[string]any{"name": name, "url": "http://" + upstream, "upstream_name": name})["_href"].(string)
 		c.repoHrefs = append(c.repoHrefs, repo)
 		hrefs = append(hrefs, remote+"sync/")
 	}
 	var tasks []string
 	for i, h := range hrefs {
-		tasks = append(tasks, c.api.post(h, map[string]any{"repository": c.repoHrefs[i]})["task"].(string))
+		tasks = append(tasks, c.api.Post(h, map[string]any{"repository": c.repoHrefs[i]})["task"].(string))
 	}
 	var first, last time.Time
 	var busy time.Duration
@@ -348,7 +347,7 @@ func (c *cluster) syncAll(upstream string) (time.Duration, time.Duration) {
 
 func (c *cluster) waitTask(href string) map[string]any {
 	for {
-		t := c.api.get(href)
+		t := c.api.Get(href)
 		switch t["state"] {
 		case "completed":
 			return t
@@ -369,10 +368,10 @@ func (c *cluster) addBlobRepo(ctx context.Context, upstream, name string, size i
 	if _, err := regtest.PushImage(ctx, upstream, name, "latest", regtest.ImageOpts{Seed: name, Layers: 1, LayerSize: size}); err != nil {
 		log.Fatal(err)
 	}
-	repo := c.api.post("/pulp/api/v3/repositories/", map[string]any{"name": name})["_href"].(string)
-	remote := c.api.post("/pulp/api/v3/remotes/docker/docker/", map[string]any{"name": name, "url": "http://" + upstream, "upstream_name": name})["_href"].(string)
-	c.waitTask(c.api.post(remote+"sync/", map[string]any{"repository": repo})["task"].(string))
-	c.api.post("/pulp/api/v3/docker-distributions/", map[string]any{"name": name, "base_path": name, "repository": repo})
+	repo := c.api.Post("/pulp/api/v3/repositories/", map[string]any{"name": name})["_href"].(string)
+	remote := c.api.Post("/pulp/api/v3/remotes/docker/docker/", map[string]any{"name": name, "url": "http://" + upstream, "upstream_name": name})["_href"].(string)
+	c.waitTask(c.api.Post(remote+"sync/", map[string]any{"repository": repo})["task"].(string))
+	c.api.Post("/pulp/api/v3/docker-distributions/", map[string]any{"name": name, "base_path": name, "repository": repo})
 	return desc.Digest
 }
 
@@ -458,7 +457,7 @@ func startVersity(ctx context.Context, tmp string) (stop func(), cfg s3.Config) 
 	data, meta := filepath.Join(tmp, "s3data"), filepath.Join(tmp, "s3meta")
 	os.Mkdir(data, 0o755)
 	os.Mkdir(meta, 0o755)
-	addr := freeAddr()
+	addr := bench.FreeAddr()
 	cmd := exec.Command(vbin, "--access", s3test.AccessKey, "--secret", s3test.SecretKey, "--region", s3test.Region,
 		"--port", addr, "--quiet", "--keep-alive", "posix", "--sidecar", meta, data)
 	var out bytes.Buffer
@@ -466,7 +465,7 @@ func startVersity(ctx context.Context, tmp string) (stop func(), cfg s3.Config) 
 	if err := cmd.Start(); err != nil {
 		log.Fatal(err)
 	}
-	stop = func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
+	stop = func() { bench.Stop(cmd) }
 	cfg = s3.Config{Bucket: s3test.Bucket, Endpoint: "http://" + addr, Region: s3test.Region,
 		AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey, PathStyle: true}
 	cl, err := s3test.Client(cfg)
@@ -545,18 +544,6 @@ func cpuNote(cpu map[string]time.Duration) string {
 	return strings.Join(parts, ", ") + fmt.Sprintf(", the rest (this program, the kernel, …) %.1fs; machine %.1fs", rest.Seconds(), cpu["all"].Seconds())
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
-	return s[len(s)/2]
-}
-
 func ts(v any) time.Time {
 	s, _ := v.(string)
 	t, err := time.Parse(time.RFC3339Nano, s)
@@ -579,60 +566,4 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
-}
-
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func numCPU() int {
-	out, err := exec.Command("nproc").Output()
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-	return n
-}
-
-type client struct{ base string }
-
-func (c *client) do(method, path string, body any) map[string]any {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, c.base+path, rd)
-	req.SetBasicAuth("admin", password)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 || json.Unmarshal(raw, &out) != nil {
-		log.Fatalf("%s %s: %s %s", method, path, resp.Status, raw)
-	}
-	return out
-}
-
-func (c *client) post(path string, body any) map[string]any { return c.do("POST", path, body) }
-func (c *client) get(path string) map[string]any            { return c.do("GET", path, nil) }
-
-func (c *client) waitUp() {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get(c.base + "/pulp/api/v3/docs/api.json")
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-	}
-	log.Fatal("Mooring did not start within 30s")
 }

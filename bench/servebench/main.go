@@ -11,25 +11,22 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/mooring-dev/mooring/bench"
 	"github.com/mooring-dev/mooring/internal/regtest"
 )
 
@@ -65,7 +62,7 @@ func main() {
 	}
 	layer := layerDigest(ctx, reg.Host, desc)
 
-	apiAddr, contentAddr := freeAddr(), freeAddr()
+	apiAddr, contentAddr := bench.FreeAddr(), bench.FreeAddr()
 	const password = "bench-password"
 	srv := exec.Command(*bin, "-data-dir", filepath.Join(tmp, "mooring"), "-api-addr", apiAddr, "-content-addr", contentAddr)
 	srv.Env = append(os.Environ(), "MOORING_ADMIN_PASSWORD="+password, "MOORING_LOG_LEVEL=warn")
@@ -73,14 +70,14 @@ func main() {
 	if err := srv.Start(); err != nil {
 		log.Fatal(err)
 	}
-	defer func() { srv.Process.Signal(os.Interrupt); srv.Wait() }()
-	api := &client{base: "http://" + apiAddr, password: password}
-	api.waitUp()
-	repo := api.post("/pulp/api/v3/repositories/", map[string]any{"name": "bench"})["_href"].(string)
-	remote := api.post("/pulp/api/v3/remotes/docker/docker/", map[string]any{"name": "bench", "url": "http://" + reg.Host, "upstream_name": "bench/app"})["_href"].(string)
-	task := api.post(remote+"sync/", map[string]any{"repository": repo})["task"].(string)
+	defer bench.Stop(srv)
+	api := &bench.Client{Base: "http://" + apiAddr, Password: password}
+	api.WaitUp("/pulp/api/v3/")
+	repo := api.Post("/pulp/api/v3/repositories/", map[string]any{"name": "bench"})["_href"].(string)
+	remote := api.Post("/pulp/api/v3/remotes/docker/docker/", map[string]any{"name": "bench", "url": "http://" + reg.Host, "upstream_name": "bench/app"})["_href"].(string)
+	task := api.Post(remote+"sync/", map[string]any{"repository": repo})["task"].(string)
 	for {
-		t := api.get(task)
+		t := api.Get(task)
 		if t["state"] == "completed" {
 			break
 		}
@@ -89,9 +86,9 @@ func main() {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	api.post("/pulp/api/v3/docker-distributions/", map[string]any{"name": "bench", "base_path": "bench/app", "repository": repo})
+	api.Post("/pulp/api/v3/docker-distributions/", map[string]any{"name": "bench", "base_path": "bench/app", "repository": repo})
 
-	fmt.Printf("wrk -t%d -c%d -d%s on one machine (%d CPUs); image: one layer of %d MiB\n", *threads, *conns, *duration, numCPU(), *layerMiB)
+	fmt.Printf("wrk -t%d -c%d -d%s on one machine (%d CPUs); image: one layer of %d MiB\n", *threads, *conns, *duration, bench.NumCPU(), *layerMiB)
 	type result struct{ rps, mbps float64 }
 	run := func(name, url string, accept string) result {
 		// A 64 MiB GET shared 32 ways takes seconds: past wrk's default 2s
@@ -162,62 +159,4 @@ func layerDigest(ctx context.Context, host string, desc ocispec.Descriptor) stri
 		log.Fatalf("read manifest: %v", err)
 	}
 	return m.Layers[0].Digest.String()
-}
-
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func numCPU() int {
-	out, err := exec.Command("nproc").Output()
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-	return n
-}
-
-type client struct {
-	base, password string
-}
-
-func (c *client) do(method, path string, body any) map[string]any {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, c.base+path, rd)
-	req.SetBasicAuth("admin", c.password)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 || json.Unmarshal(raw, &out) != nil {
-		log.Fatalf("%s %s: %s %s", method, path, resp.Status, raw)
-	}
-	return out
-}
-
-func (c *client) post(path string, body any) map[string]any { return c.do("POST", path, body) }
-func (c *client) get(path string) map[string]any            { return c.do("GET", path, nil) }
-
-func (c *client) waitUp() {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get(c.base + "/pulp/api/v3/")
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-	}
-	log.Fatal("Mooring did not start within 30s")
 }

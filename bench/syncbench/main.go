@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/mooring-dev/mooring/bench"
@@ -90,10 +89,9 @@ func at(ds []time.Duration, i int) any {
 	return "-"
 }
 
+// median is the median run, to the millisecond.
 func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2].Round(time.Millisecond)
+	return bench.Median(ds).Round(time.Millisecond)
 }
 
 func timeSkopeo(ctx context.Context, tmp string, run int, srcHost string) (time.Duration, error) {

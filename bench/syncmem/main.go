@@ -8,7 +8,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mooring-dev/mooring/bench"
 	"github.com/mooring-dev/mooring/internal/db"
 	"github.com/mooring-dev/mooring/internal/regtest"
 	"github.com/mooring-dev/mooring/remote"
@@ -74,40 +74,22 @@ func main() {
 
 		runtime.GC()
 		debug.FreeOSMemory()
-		if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		if err := bench.ResetPeakRSS("self"); err != nil {
 			log.Fatalf("reset peak RSS: %v", err)
 		}
-		before := status("VmHWM")
+		before := peakRSS()
 		start := time.Now()
 		res, err := syncer.Sync(ctx, remote.New("mem", "http://"+src.Host, repo), r.ID, remote.SyncOptions{})
 		if err != nil {
 			log.Fatal(err)
 		}
 		took := time.Since(start)
-		after := status("VmHWM")
+		after := peakRSS()
 		fmt.Printf("layer %-7s synced %5d MiB in %-8v peak RSS before %4d MiB, during sync %4d MiB: +%.1f MiB\n",
 			s, res.BytesDownloaded>>20, took.Round(time.Millisecond), before>>10, after>>10, float64(after-before)/1024)
 		bdb.Close()
 		os.RemoveAll(dir)
 	}
-}
-
-// status returns a kB field of /proc/self/status.
-func status(field string) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
-	}
-	log.Fatalf("no %s in /proc/self/status", field)
-	return 0
 }
 
 func parseSize(s string) (int64, error) {
@@ -121,4 +103,13 @@ func parseSize(s string) (int64, error) {
 		}
 	}
 	return strconv.ParseInt(s, 10, 64)
+}
+
+// peakRSS returns this process's peak RSS (VmHWM) in KiB.
+func peakRSS() int64 {
+	n, err := bench.ProcStatus("self", "VmHWM")
+	if err != nil {
+		log.Fatal(err)
+	}
+	return n
 }
