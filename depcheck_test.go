@@ -12,19 +12,22 @@ const module = "github.com/mooring-dev/mooring"
 // packages of a lower layer. internal helpers sit at the layer of what they
 // serve and are checked the same way.
 var layer = map[string]int{
-	"content":          0,
-	"storage":          0,
-	"internal/db":      0,
-	"internal/dbtest":  1,
-	"repository":       1,
-	"remote":           2,
-	"task":             2,
-	"distribution":     2,
-	"internal/regtest": 2,
-	"server":           3,
-	"examples":         4,
-	"bench":            4,
-	"":                 5, // the module root: this test
+	// Below everything, so that it can import no Mooring package: it
+	// serves storage/s3/s3test (layer 0) as well as internal/regtest.
+	"internal/testproc": -1,
+	"content":           0,
+	"storage":           0,
+	"internal/db":       0,
+	"internal/dbtest":   1,
+	"repository":        1,
+	"remote":            2,
+	"task":              2,
+	"distribution":      2,
+	"internal/regtest":  2,
+	"server":            3,
+	"examples":          4,
+	"bench":             4,
+	"":                  5, // the module root: this test
 }
 
 // top returns the layer key of a package path inside the module.
@@ -33,7 +36,7 @@ func top(pkg string) (string, bool) {
 	if rel == pkg {
 		return "", false // outside the module
 	}
-	for _, key := range []string{"internal/db", "internal/dbtest", "internal/regtest"} {
+	for _, key := range []string{"internal/db", "internal/dbtest", "internal/regtest", "internal/testproc"} {
 		if rel == key || strings.HasPrefix(rel, key+"/") {
 			return key, true
 		}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,17 +15,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mooring-dev/mooring/internal/testproc"
 )
 
 // FreeAddr returns a loopback address nothing listens on now, for a server
 // a benchmark starts; it exits the program if there is none.
 func FreeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testproc.FreeAddr()
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 // NumCPU returns the number of CPUs nproc reports (those this process may

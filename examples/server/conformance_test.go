@@ -36,14 +36,7 @@ func TestOCIConformance(t *testing.T) {
 
 	t.Run("push", func(t *testing.T) {
 		p, password := startConformanceServer(t, bin)
-		r := runConformance(t, suite, map[string]string{
-			"OCI_REGISTRY":                  p.content,
-			"OCI_USERNAME":                  "admin",
-			"OCI_PASSWORD":                  password,
-			"OCI_API_BLOBS_UPLOAD_CANCEL":   "true",
-			"OCI_API_MANIFESTS_TAG_PARAM":   "true",
-			"OCI_API_BLOBS_MOUNT_ANONYMOUS": "true",
-		})
+		r := runConformance(t, suite, pushEnv(p.content, password))
 		r.check(t, false)
 	})
 
@@ -170,6 +163,19 @@ func buildConformance(t *testing.T) string {
 		t.Fatalf("building the conformance suite: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// pushEnv configures a conformance run with push on against registry, as
+// the admin with password, with the optional push features Mooring has.
+func pushEnv(registry, password string) map[string]string {
+	return map[string]string{
+		"OCI_REGISTRY":                  registry,
+		"OCI_USERNAME":                  "admin",
+		"OCI_PASSWORD":                  password,
+		"OCI_API_BLOBS_UPLOAD_CANCEL":   "true",
+		"OCI_API_MANIFESTS_TAG_PARAM":   "true",
+		"OCI_API_BLOBS_MOUNT_ANONYMOUS": "true",
+	}
 }
 
 func startConformanceServer(t *testing.T, bin string) (*serverProc, string) {

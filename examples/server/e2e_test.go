@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/mooring-dev/mooring/internal/regtest"
+	"github.com/mooring-dev/mooring/internal/testproc"
 )
 
 // The walk-through of the pulp_docker README, run as written against the
@@ -56,10 +56,7 @@ func TestWalkthrough(t *testing.T) {
 
 	// The binary users run, built as they would build it.
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "mooring-server")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildServer(t)
 	password := randomHex(12)
 	srv := exec.Command(bin, "-data-dir", filepath.Join(dir, "data"))
 	srv.Env = append(os.Environ(), "MOORING_ADMIN_PASSWORD="+password, "MOORING_LOG_LEVEL=debug")
@@ -69,17 +66,10 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		srv.Process.Signal(syscall.SIGTERM)
-		done := make(chan error)
-		go func() { done <- srv.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server did not shut down cleanly: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			srv.Process.Kill()
+		if killed, err := testproc.Terminate(srv, 30*time.Second); killed {
 			t.Errorf("server did not stop within 30s of SIGTERM")
+		} else if err != nil {
+			t.Errorf("server did not shut down cleanly: %v", err)
 		}
 		if t.Failed() {
 			t.Logf("server log:\n%s", srvLog.String())

@@ -2,15 +2,15 @@ package main_test
 
 import (
 	"bytes"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mooring-dev/mooring/internal/testproc"
 )
 
 // TestServicesOffAndGeneratedPassword starts the binary configured through
@@ -22,10 +22,7 @@ func TestServicesOffAndGeneratedPassword(t *testing.T) {
 		t.Skip("builds and runs the server binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "mooring-server")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildServer(t)
 	content := freeAddr(t)
 	start := func() string {
 		t.Helper()
@@ -44,17 +41,10 @@ func TestServicesOffAndGeneratedPassword(t *testing.T) {
 		} else {
 			resp.Body.Close()
 		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("exit after SIGTERM: %v\n%s", err, stderr.String())
-			}
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
+		if killed, err := testproc.Terminate(cmd, 30*time.Second); killed {
 			t.Fatal("no exit within 30s of SIGTERM")
+		} else if err != nil {
+			t.Errorf("exit after SIGTERM: %v\n%s", err, stderr.String())
 		}
 		if !strings.Contains(stderr.String(), `"msg":"service off","service":"api"`) || !strings.Contains(stderr.String(), "task workers off") {
 			t.Errorf("log does not say the API and workers are off:\n%s", stderr.String())
@@ -71,12 +61,11 @@ func TestServicesOffAndGeneratedPassword(t *testing.T) {
 }
 
 func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testproc.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 // withoutVar drops variable key from env, so that it is unset even when

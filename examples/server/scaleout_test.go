@@ -26,6 +26,7 @@ import (
 
 	mooringdb "github.com/mooring-dev/mooring/internal/db"
 	"github.com/mooring-dev/mooring/internal/regtest"
+	"github.com/mooring-dev/mooring/internal/testproc"
 	"github.com/mooring-dev/mooring/storage/s3/s3test"
 )
 
@@ -379,14 +380,7 @@ func TestOCIConformanceS3Redirect(t *testing.T) {
 				p.args = append(p.args, "-storage-redirect")
 			}
 			p.start(t)
-			r := runConformance(t, suite, map[string]string{
-				"OCI_REGISTRY":                  p.content,
-				"OCI_USERNAME":                  "admin",
-				"OCI_PASSWORD":                  password,
-				"OCI_API_BLOBS_UPLOAD_CANCEL":   "true",
-				"OCI_API_MANIFESTS_TAG_PARAM":   "true",
-				"OCI_API_BLOBS_MOUNT_ANONYMOUS": "true",
-			})
+			r := runConformance(t, suite, pushEnv(p.content, password))
 			r.check(t, false)
 		})
 	}
@@ -480,7 +474,7 @@ type serverProc struct {
 	api, content  string
 	redirect      bool
 	cmd           *exec.Cmd
-	log           *syncBuf
+	log           *testproc.Buffer
 	reaped, alive bool
 }
 
@@ -489,7 +483,7 @@ func (p *serverProc) start(t *testing.T) {
 	p.cmd = exec.Command(p.bin, p.args...)
 	p.cmd.Env = append(os.Environ(), p.env...)
 	if p.log == nil {
-		p.log = &syncBuf{}
+		p.log = &testproc.Buffer{}
 		t.Cleanup(func() {
 			p.stop(t)
 			if t.Failed() {
@@ -498,7 +492,7 @@ func (p *serverProc) start(t *testing.T) {
 		})
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	dieWithParent(p.cmd)
+	testproc.DieWithParent(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -521,37 +515,12 @@ func (p *serverProc) stop(t *testing.T) {
 		p.reap()
 		return
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	exited := make(chan error, 1)
-	go func() { exited <- p.cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("%s exited with %v after SIGTERM", p.name, err)
-		}
-	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill()
-		<-exited
+	if killed, err := testproc.Terminate(p.cmd, 30*time.Second); killed {
 		t.Errorf("%s did not stop within 30s of SIGTERM", p.name)
+	} else if err != nil {
+		t.Errorf("%s exited with %v after SIGTERM", p.name, err)
 	}
 	p.reaped, p.alive = true, false
-}
-
-type syncBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // gateProxy is the upstream as the servers see it: it counts tag-list

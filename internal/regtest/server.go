@@ -8,21 +8,20 @@
 package regtest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/mooring-dev/mooring/internal/testproc"
 )
 
 // DistributionBinary is the CNCF distribution server Debian installs with
@@ -71,7 +70,7 @@ type Distribution struct {
 	// Host is the host:port it listens on, on 127.0.0.1.
 	Host string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testproc.Buffer
 	done chan struct{}
 }
 
@@ -87,11 +86,10 @@ func RunDistribution(root string) (*Distribution, error) {
 	var lastErr error
 	// A port found free may be taken before the server binds it: try again.
 	for range 3 {
-		port, err := freePort()
+		host, err := testproc.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
-		host := fmt.Sprintf("127.0.0.1:%d", port)
 		d, err := startDistribution(bin, root, host)
 		if err == nil {
 			return d, nil
@@ -133,10 +131,10 @@ func startDistribution(bin, root, host string) (*Distribution, error) {
 	if err := os.WriteFile(config, fmt.Appendf(nil, distributionConfig, storage, host), 0o644); err != nil {
 		return nil, err
 	}
-	out := new(syncBuffer)
+	out := &testproc.Buffer{Limit: 1 << 20}
 	cmd := exec.Command(bin, "serve", config)
 	cmd.Stdout, cmd.Stderr = out, out
-	dieWithParent(cmd)
+	testproc.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
@@ -180,32 +178,3 @@ func (d *Distribution) Stop() error {
 
 // Output returns what the server has logged so far.
 func (d *Distribution) Output() string { return d.out.String() }
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() > 1<<20 {
-		return len(p), nil // keep the start, where the useful errors are
-	}
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}

@@ -10,24 +10,21 @@
 package s3test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"go/build"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/mooring-dev/mooring/internal/testproc"
 	"github.com/mooring-dev/mooring/storage/s3"
 )
 
@@ -116,18 +113,17 @@ func Find() (string, error) {
 // start runs one versitygw and waits for it. On success the server is
 // stopped at t's cleanup.
 func start(t testing.TB, bin, data, meta string) (s3.Config, error) {
-	port, err := freePort()
+	addr, err := testproc.FreeAddr()
 	if err != nil {
 		return s3.Config{}, err
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command(bin,
 		"--access", AccessKey, "--secret", SecretKey, "--region", Region,
 		"--port", addr, "--quiet", "--keep-alive",
 		"posix", "--sidecar", meta, data)
-	out := &syncBuffer{}
+	out := &testproc.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
-	dieWithParent(cmd)
+	testproc.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return s3.Config{}, err
 	}
@@ -191,33 +187,4 @@ func Client(cfg s3.Config) (*minio.Client, error) {
 		Region:       cfg.Region,
 		BucketLookup: minio.BucketLookupPath,
 	})
-}
-
-// freePort returns a loopback TCP port nothing listens on now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer collects the server's output, written from its copying
-// goroutines and read on failure.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

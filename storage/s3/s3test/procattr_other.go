@@ -1,9 +1,0 @@
-//go:build !linux
-
-package s3test
-
-import "os/exec"
-
-// dieWithParent does nothing where the kernel cannot tie a child's life to
-// its parent's; the cleanup Start registers stops the server.
-func dieWithParent(*exec.Cmd) {}
