@@ -183,6 +183,15 @@ func (d *Driver) put(ctx context.Context, dgst digest.Digest, size int64, r io.R
 	if err := f.Chmod(blobPerm); err != nil {
 		return err
 	}
+	return install(ctx, f, final)
+}
+
+// install moves f, a verified blob file under the root, into place at
+// final: it fsyncs and closes f, creates final's prefix directory if need
+// be, renames f to final and fsyncs the directory. Put and CommitUpload
+// both end here; each verifies the bytes first in its own way, as one
+// writes them and the other reads them back.
+func install(ctx context.Context, f *os.File, final string) error {
 	if err := f.Sync(); err != nil {
 		return err
 	}
@@ -194,11 +203,11 @@ func (d *Driver) put(ctx context.Context, dgst digest.Digest, size int64, r io.R
 		return err
 	}
 	// Last chance to honour a cancellation: after the rename the blob is
-	// visible and the Put has happened.
+	// visible and the Put or commit has happened.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	if err := os.Rename(f.Name(), final); err != nil {
 		return err
 	}
 	// Without this the rename may be lost in a crash. The blob is in place

@@ -116,20 +116,7 @@ func (d *Driver) commit(ctx context.Context, id string, dgst digest.Digest, size
 	if _, err := os.Stat(final); err == nil {
 		return os.Remove(p)
 	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	dir := filepath.Dir(final)
-	if err := ensureDir(dir); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := os.Rename(p, final); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return install(ctx, f, final)
 }
 
 // DeleteUpload removes upload id's file.
