@@ -36,7 +36,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/minio/minio-go/v7"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 
@@ -83,7 +82,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer reg.Stop()
-	vgw, cfg := startVersity(ctx, tmp)
+	vgw, cfg := startVersity(tmp)
 	defer vgw()
 
 	blobs, mib := pushRepos(ctx, reg.Host)
@@ -447,41 +446,18 @@ func s3Direct(ctx context.Context, cfg s3.Config, prefix string) (func(digest.Di
 	}, nil
 }
 
-// startVersity runs versitygw as s3test does, with its data under tmp, and
+// startVersity runs versitygw with s3test, with its data under tmp, and
 // creates the bucket.
-func startVersity(ctx context.Context, tmp string) (stop func(), cfg s3.Config) {
+func startVersity(tmp string) (stop func(), cfg s3.Config) {
 	vbin, err := s3test.Find()
 	if err != nil {
 		log.Fatalf("%v; install it with %s", err, s3test.InstallCommand)
 	}
-	data, meta := filepath.Join(tmp, "s3data"), filepath.Join(tmp, "s3meta")
-	os.Mkdir(data, 0o755)
-	os.Mkdir(meta, 0o755)
-	addr := bench.FreeAddr()
-	cmd := exec.Command(vbin, "--access", s3test.AccessKey, "--secret", s3test.SecretKey, "--region", s3test.Region,
-		"--port", addr, "--quiet", "--keep-alive", "posix", "--sidecar", meta, data)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	stop = func() { bench.Stop(cmd) }
-	cfg = s3.Config{Bucket: s3test.Bucket, Endpoint: "http://" + addr, Region: s3test.Region,
-		AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey, PathStyle: true}
-	cl, err := s3test.Client(cfg)
+	cfg, stop, err = s3test.Run(vbin, tmp)
 	if err != nil {
 		log.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		err := cl.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{Region: cfg.Region})
-		if err == nil {
-			return stop, cfg
-		}
-		if time.Now().After(deadline) {
-			stop()
-			log.Fatalf("versitygw did not start: %v\n%s", err, out.String())
-		}
-	}
+	return stop, cfg
 }
 
 // cpuTimes returns the CPU time used so far by this program's child

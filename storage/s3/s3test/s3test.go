@@ -67,25 +67,36 @@ func Start(t testing.TB) s3.Config {
 		}
 		t.Skipf("s3test: %v; install it with %s", err, InstallCommand)
 	}
-	dir := t.TempDir()
+	cfg, stop, err := Run(bin, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return cfg
+}
+
+// Run is Start for programs, such as benchmarks, that have no testing.TB:
+// it starts versitygw from bin (see Find) with its objects in dir/data and
+// dir/meta, which must not exist yet, creates Bucket and returns the Config
+// of a driver for it and a function that stops the server.
+func Run(bin, dir string) (s3.Config, func(), error) {
 	data, meta := filepath.Join(dir, "data"), filepath.Join(dir, "meta")
 	for _, d := range []string{data, meta} {
 		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
+			return s3.Config{}, nil, err
 		}
 	}
 	// The port is free when chosen but may be taken before versitygw binds
 	// it; try a few.
 	var errs []error
 	for range 3 {
-		cfg, err := start(t, bin, data, meta)
+		cfg, stop, err := start(bin, data, meta)
 		if err == nil {
-			return cfg
+			return cfg, stop, nil
 		}
 		errs = append(errs, err)
 	}
-	t.Fatalf("s3test: starting versitygw: %v", errors.Join(errs...))
-	return s3.Config{}
+	return s3.Config{}, nil, fmt.Errorf("s3test: starting versitygw: %v", errors.Join(errs...))
 }
 
 // Find returns the path of the versitygw binary: on $PATH, else in $GOBIN,
@@ -110,12 +121,12 @@ func Find() (string, error) {
 	return "", fmt.Errorf("versitygw is not on $PATH nor in %v", dirs)
 }
 
-// start runs one versitygw and waits for it. On success the server is
-// stopped at t's cleanup.
-func start(t testing.TB, bin, data, meta string) (s3.Config, error) {
+// start runs one versitygw and waits for it. On success it returns the
+// function that stops the server.
+func start(bin, data, meta string) (s3.Config, func(), error) {
 	addr, err := testproc.FreeAddr()
 	if err != nil {
-		return s3.Config{}, err
+		return s3.Config{}, nil, err
 	}
 	cmd := exec.Command(bin,
 		"--access", AccessKey, "--secret", SecretKey, "--region", Region,
@@ -125,7 +136,7 @@ func start(t testing.TB, bin, data, meta string) (s3.Config, error) {
 	cmd.Stdout, cmd.Stderr = out, out
 	testproc.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
-		return s3.Config{}, err
+		return s3.Config{}, nil, err
 	}
 	exited := make(chan struct{})
 	go func() {
@@ -153,14 +164,14 @@ func start(t testing.TB, bin, data, meta string) (s3.Config, error) {
 	client, err := Client(cfg)
 	if err != nil {
 		stop()
-		return s3.Config{}, err
+		return s3.Config{}, nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	for {
 		select {
 		case <-exited:
-			return s3.Config{}, fmt.Errorf("versitygw exited: %s", out.String())
+			return s3.Config{}, nil, fmt.Errorf("versitygw exited: %s", out.String())
 		default:
 		}
 		rctx, rcancel := context.WithTimeout(ctx, time.Second)
@@ -171,12 +182,11 @@ func start(t testing.TB, bin, data, meta string) (s3.Config, error) {
 		}
 		if ctx.Err() != nil {
 			stop()
-			return s3.Config{}, fmt.Errorf("versitygw at %s not ready after %v: %v; output: %s", addr, startTimeout, err, out.String())
+			return s3.Config{}, nil, fmt.Errorf("versitygw at %s not ready after %v: %v; output: %s", addr, startTimeout, err, out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Cleanup(stop)
-	return cfg, nil
+	return cfg, stop, nil
 }
 
 // Client returns a minio-go client for the server cfg names, for tests that
