@@ -20,11 +20,8 @@ import (
 	"time"
 
 	"github.com/mooring-dev/mooring/bench"
-	"github.com/mooring-dev/mooring/internal/db"
 	"github.com/mooring-dev/mooring/internal/regtest"
 	"github.com/mooring-dev/mooring/remote"
-	"github.com/mooring-dev/mooring/repository"
-	"github.com/mooring-dev/mooring/storage/filesystem"
 )
 
 func main() {
@@ -117,32 +114,19 @@ func timeMooring(ctx context.Context, tmp string, run int, dsn, srcHost string) 
 	if dsn == "" {
 		dsn = filepath.Join(dir, "mooring.db")
 	}
-	bdb, err := db.Open(ctx, dsn)
+	m, err := bench.OpenMooring(ctx, dsn, dir, fmt.Sprintf("bench-%d-%d", run, time.Now().UnixNano()))
 	if err != nil {
 		return 0, 0, res, err
 	}
-	defer bdb.Close()
-	if err := repository.Migrate(ctx, bdb); err != nil {
-		return 0, 0, res, err
-	}
-	blobs, err := filesystem.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		return 0, 0, res, err
-	}
-	repos := repository.New(bdb)
-	repo, err := repos.CreateRepository(ctx, fmt.Sprintf("bench-%d-%d", run, time.Now().UnixNano()), "")
-	if err != nil {
-		return 0, 0, res, err
-	}
-	s := &remote.Syncer{Repos: repos, Blobs: blobs}
+	defer m.DB.Close()
 	r := remote.New("bench", "http://"+srcHost, "bench/app")
 	start := time.Now()
-	if res.first, err = s.Sync(ctx, r, repo.ID, remote.SyncOptions{}); err != nil {
+	if res.first, err = m.Syncer.Sync(ctx, r, m.Repo.ID, remote.SyncOptions{}); err != nil {
 		return 0, 0, res, err
 	}
 	first := time.Since(start)
 	start = time.Now()
-	if res.again, err = s.Sync(ctx, r, repo.ID, remote.SyncOptions{}); err != nil {
+	if res.again, err = m.Syncer.Sync(ctx, r, m.Repo.ID, remote.SyncOptions{}); err != nil {
 		return 0, 0, res, err
 	}
 	return first, time.Since(start), res, nil

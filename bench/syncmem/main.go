@@ -21,11 +21,8 @@ import (
 	"time"
 
 	"github.com/mooring-dev/mooring/bench"
-	"github.com/mooring-dev/mooring/internal/db"
 	"github.com/mooring-dev/mooring/internal/regtest"
 	"github.com/mooring-dev/mooring/remote"
-	"github.com/mooring-dev/mooring/repository"
-	"github.com/mooring-dev/mooring/storage/filesystem"
 )
 
 func main() {
@@ -54,23 +51,10 @@ func main() {
 			log.Fatal(err)
 		}
 		dir := filepath.Join(tmp, fmt.Sprintf("mooring-%d", i))
-		bdb, err := db.Open(ctx, filepath.Join(dir, "mooring.db"))
+		m, err := bench.OpenMooring(ctx, filepath.Join(dir, "mooring.db"), dir, "mem")
 		if err != nil {
 			log.Fatal(err)
 		}
-		if err := repository.Migrate(ctx, bdb); err != nil {
-			log.Fatal(err)
-		}
-		blobs, err := filesystem.New(filepath.Join(dir, "blobs"))
-		if err != nil {
-			log.Fatal(err)
-		}
-		repos := repository.New(bdb)
-		r, err := repos.CreateRepository(ctx, "mem", "")
-		if err != nil {
-			log.Fatal(err)
-		}
-		syncer := &remote.Syncer{Repos: repos, Blobs: blobs}
 
 		runtime.GC()
 		debug.FreeOSMemory()
@@ -79,7 +63,7 @@ func main() {
 		}
 		before := peakRSS()
 		start := time.Now()
-		res, err := syncer.Sync(ctx, remote.New("mem", "http://"+src.Host, repo), r.ID, remote.SyncOptions{})
+		res, err := m.Syncer.Sync(ctx, remote.New("mem", "http://"+src.Host, repo), m.Repo.ID, remote.SyncOptions{})
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -87,7 +71,7 @@ func main() {
 		after := peakRSS()
 		fmt.Printf("layer %-7s synced %5d MiB in %-8v peak RSS before %4d MiB, during sync %4d MiB: +%.1f MiB\n",
 			s, res.BytesDownloaded>>20, took.Round(time.Millisecond), before>>10, after>>10, float64(after-before)/1024)
-		bdb.Close()
+		m.DB.Close()
 		os.RemoveAll(dir)
 	}
 }
