@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"go/build"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/mooring-dev/mooring/internal/regtest"
+	"github.com/mooring-dev/mooring/internal/testproc"
 )
 
 // TestClientsPush round-trips content through the built server with the
@@ -148,20 +148,8 @@ func TestClientsPush(t *testing.T) {
 // fails under MOORING_TEST_REQUIRE.
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
+	if p, err := testproc.LookPath(name); err == nil {
 		return p
-	}
-	var dirs []string
-	if gobin := os.Getenv("GOBIN"); gobin != "" {
-		dirs = append(dirs, gobin)
-	}
-	if paths := filepath.SplitList(build.Default.GOPATH); len(paths) > 0 {
-		dirs = append(dirs, filepath.Join(paths[0], "bin"))
-	}
-	for _, d := range dirs {
-		if p := filepath.Join(d, name); fileExists(p) {
-			return p
-		}
 	}
 	msg := name + " is not installed (apt-get install podman skopeo; go install oras.land/oras/cmd/oras@v1.3.6)"
 	if os.Getenv("MOORING_TEST_REQUIRE") != "" {
@@ -169,11 +157,6 @@ func requireTool(t *testing.T, name string) string {
 	}
 	t.Skip(msg)
 	return ""
-}
-
-func fileExists(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && !fi.IsDir()
 }
 
 func runIn(t *testing.T, ctx context.Context, dir, name string, args ...string) string {

@@ -1,6 +1,7 @@
-// Package testproc holds what tests and benchmarks need to run a server
-// binary as a child process: a free loopback address to give it, a buffer
-// for its output, a tie between its life and the test's, and a clean stop.
+// Package testproc holds what tests and benchmarks need to run a server or
+// a client binary as a child process: where the binary is, a free loopback
+// address to give it, a buffer for its output, a tie between its life and
+// the test's, and a clean stop.
 //
 // It imports only the standard library, so that packages of every layer,
 // storage/s3/s3test among them, can use it.
@@ -8,12 +9,39 @@ package testproc
 
 import (
 	"bytes"
+	"fmt"
+	"go/build"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 )
+
+// LookPath returns the path of the executable name: on $PATH, else, for
+// tools installed with go install, in $GOBIN or in the bin directory of
+// the first $GOPATH entry.
+func LookPath(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	var dirs []string
+	if gobin := os.Getenv("GOBIN"); gobin != "" {
+		dirs = append(dirs, gobin)
+	}
+	if paths := filepath.SplitList(build.Default.GOPATH); len(paths) > 0 {
+		dirs = append(dirs, filepath.Join(paths[0], "bin"))
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s is not on $PATH nor in %v", name, dirs)
+}
 
 // FreeAddr returns a loopback host:port nothing listens on now. Something
 // else may take it before the caller's server binds it, so callers retry

@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"go/build"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,23 +101,7 @@ func Run(bin, dir string) (s3.Config, func(), error) {
 // Find returns the path of the versitygw binary: on $PATH, else in $GOBIN,
 // else in the bin directory of the first $GOPATH entry.
 func Find() (string, error) {
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p, nil
-	}
-	var dirs []string
-	if gobin := os.Getenv("GOBIN"); gobin != "" {
-		dirs = append(dirs, gobin)
-	}
-	if paths := filepath.SplitList(build.Default.GOPATH); len(paths) > 0 {
-		dirs = append(dirs, filepath.Join(paths[0], "bin"))
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, "versitygw")
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("versitygw is not on $PATH nor in %v", dirs)
+	return testproc.LookPath("versitygw")
 }
 
 // start runs one versitygw and waits for it. On success it returns the
