@@ -35,15 +35,7 @@ func TestClientsPush(t *testing.T) {
 
 	run := func(t *testing.T, env []string, name string, args ...string) string {
 		t.Helper()
-		cmd := exec.CommandContext(ctx, name, args...)
-		cmd.Env = append(os.Environ(), env...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, stderr.String())
-		}
-		return strings.TrimSpace(string(out))
+		return runIn(t, ctx, "", env, name, args...)
 	}
 
 	t.Run("podman", func(t *testing.T) {
@@ -119,20 +111,20 @@ func TestClientsPush(t *testing.T) {
 		login := []string{"--plain-http", "-u", "admin", "-p", password}
 		cmd := append([]string{"push"}, login...)
 		cmd = append(cmd, "--artifact-type", "application/vnd.example.notes", "--format", "go-template={{.digest}}", ref, "notes.txt:text/plain")
-		pushed := runIn(t, ctx, dir, oras, cmd...)
+		pushed := runIn(t, ctx, dir, nil, oras, cmd...)
 		// A signature-like artifact attached to it, found by discover.
 		if err := os.WriteFile(filepath.Join(dir, "sig.txt"), []byte("signed"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		cmd = append([]string{"attach"}, login...)
 		cmd = append(cmd, "--artifact-type", "application/vnd.example.sig", "--format", "go-template={{.digest}}", ref, "sig.txt:text/plain")
-		sig := runIn(t, ctx, dir, oras, cmd...)
+		sig := runIn(t, ctx, dir, nil, oras, cmd...)
 		found := run(t, nil, oras, "discover", "--plain-http", "--format", "json", ref)
 		if !strings.Contains(found, sig) || !strings.Contains(found, "application/vnd.example.sig") {
 			t.Errorf("oras discover %s does not list the attached %s:\n%s", ref, sig, found)
 		}
 		out := t.TempDir()
-		runIn(t, ctx, out, oras, "pull", "--plain-http", ref)
+		runIn(t, ctx, out, nil, oras, "pull", "--plain-http", ref)
 		got, err := os.ReadFile(filepath.Join(out, "notes.txt"))
 		if err != nil || !bytes.Equal(got, body) {
 			t.Errorf("oras pull: %q (%v), want %q", got, err, body)
@@ -159,10 +151,17 @@ func requireTool(t *testing.T, name string) string {
 	return ""
 }
 
-func runIn(t *testing.T, ctx context.Context, dir, name string, args ...string) string {
+// runIn runs name in dir (the test's when empty) with env added to the
+// test's environment, fails the test if it fails, and returns its output,
+// trimmed.
+func runIn(t *testing.T, ctx context.Context, dir string, env []string, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
+	if env != nil {
+		// Left nil otherwise, so that exec sets PWD to dir.
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
