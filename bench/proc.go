@@ -40,13 +40,6 @@ func NumCPU() int {
 	return n
 }
 
-// Stop asks cmd's process to end with an interrupt, so that it shuts down
-// as it would for a user, and waits for it.
-func Stop(cmd *exec.Cmd) {
-	cmd.Process.Signal(os.Interrupt)
-	cmd.Wait()
-}
-
 // WaitHTTP polls url with GET every 50ms until it answers with any status
 // or timeout passes, and reports whether it answered.
 func WaitHTTP(url string, timeout time.Duration) bool {

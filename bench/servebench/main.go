@@ -70,7 +70,7 @@ func main() {
 	if err := srv.Start(); err != nil {
 		log.Fatal(err)
 	}
-	defer bench.Stop(srv)
+	defer func() { srv.Process.Signal(os.Interrupt); srv.Wait() }()
 	api := &bench.Client{Base: "http://" + apiAddr, Password: password}
 	api.WaitUp("/pulp/api/v3/")
 	repo := api.Post("/pulp/api/v3/repositories/", map[string]any{"name": "bench"})["_href"].(string)
