@@ -64,6 +64,8 @@ const (
 	// cleanupTimeout bounds the abort of a failed upload, which runs even
 	// when the Put's context is done.
 	cleanupTimeout = 30 * time.Second
+	// partTimeout bounds the upload of one part.
+	partTimeout = 10 * time.Minute
 )
 
 // Driver stores blobs in an S3 bucket. It is safe for concurrent use, also
@@ -288,12 +290,18 @@ func (d *Driver) putMultipart(ctx context.Context, key string, v *storage.Verifi
 	}
 	second, release := d.partBuffer(int64(len(first)))
 	defer release()
-	uctx, cancel := context.WithCancel(ctx)
+	// A part in flight is let finish rather than canceled, even when ctx
+	// ends: a part the service is still writing when the upload is aborted
+	// can bring the upload back (S3 documents that an abort may have to be
+	// repeated for this reason), leaving an invisible upload behind. So a
+	// failed or canceled Put waits for at most one part, bounded by
+	// partTimeout, then aborts.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), partTimeout)
+	defer cancel()
 	u := &partUploader{d: d, ctx: uctx, key: key, id: id}
 	defer func() {
 		// The part in flight reads a buffer about to go back to the
 		// pool, and must end before the abort.
-		cancel()
 		if werr := u.wait(); err == nil {
 			err = werr
 		}
