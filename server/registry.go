@@ -199,7 +199,12 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
 	// A manifest served as a blob has a media type and comes from the
 	// database, not from storage: it cannot be redirected.
 	if s.redirect != nil && r.Method == http.MethodGet && b.MediaType == "" && redirectableRange(r.Header.Get("Range"), b.Size) {
-		u, err := s.redirect.RedirectURL(ctx, d, s.expiry)
+		var u string
+		if or, ok := b.ReadSeekCloser.(storage.OpenRedirector); ok {
+			u, err = or.RedirectURL(ctx, s.expiry) // no second existence check
+		} else {
+			u, err = s.redirect.RedirectURL(ctx, d, s.expiry)
+		}
 		if err != nil {
 			if errors.Is(err, storage.ErrNotFound) {
 				return fmt.Errorf("%w: %s (in the repository version but not in storage)", distribution.ErrBlobUnknown, d)

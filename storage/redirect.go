@@ -19,3 +19,12 @@ type Redirector interface {
 	// if d is not stored, and ErrInvalidDigest if d is malformed.
 	RedirectURL(ctx context.Context, d digest.Digest, expiry time.Duration) (string, error)
 }
+
+// OpenRedirector is an optional ability of a reader that Open returned: it
+// hands out a URL for the blob it reads, as Redirector.RedirectURL does,
+// without asking the backing store again whether the blob exists (Open
+// already did), so a redirected GET costs one round trip to the store
+// instead of two.
+type OpenRedirector interface {
+	RedirectURL(ctx context.Context, expiry time.Duration) (string, error)
+}

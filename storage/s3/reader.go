@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/opencontainers/go-digest"
@@ -133,4 +134,16 @@ func (r *reader) Close() error {
 	r.closed = true
 	r.drop()
 	return nil
+}
+
+var _ storage.OpenRedirector = (*reader)(nil)
+
+// RedirectURL presigns a GET of the blob being read; Open has checked that
+// it exists.
+func (r *reader) RedirectURL(ctx context.Context, expiry time.Duration) (string, error) {
+	u, err := r.d.client.PresignedGetObject(ctx, r.d.bucket, r.key, expiry, nil)
+	if err != nil {
+		return "", opError("redirect", r.dgst, err)
+	}
+	return u.String(), nil
 }

@@ -581,3 +581,61 @@ func TestOpenRequests(t *testing.T) {
 		t.Errorf("reading from the start issued GETs %q, want one without Range", g)
 	}
 }
+
+// A reader from Open hands out a redirect URL without another request to
+// the store, so a redirected registry GET costs one HEAD, not two; the URL
+// reads the blob.
+func TestOpenRedirectNeedsNoRequest(t *testing.T) {
+	cfg := withPrefix(s3test.Start(t))
+	target, err := url.Parse(cfg.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var requests []string
+	proxy := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host // signed by the driver
+		mu.Lock()
+		requests = append(requests, r.In.Method)
+		mu.Unlock()
+	}})
+	defer proxy.Close()
+	cfg.Endpoint = proxy.URL
+	d := newDriver(t, cfg)
+	data := storagetest.Content{Seed: 6, Size: 2048}.Bytes()
+	dgst := digest.SHA256.FromBytes(data)
+	if err := d.Put(t.Context(), dgst, int64(len(data)), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := d.Open(t.Context(), dgst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	or, ok := rc.(storage.OpenRedirector)
+	if !ok {
+		t.Fatalf("the S3 reader %T is not a storage.OpenRedirector", rc)
+	}
+	mu.Lock()
+	requests = nil
+	mu.Unlock()
+	u, err := or.RedirectURL(t.Context(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(requests) != 0 {
+		t.Errorf("RedirectURL on an open reader made requests %v, want none", requests)
+	}
+	mu.Unlock()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
+		t.Errorf("GET of the URL: %s with %d bytes, want 200 with the %d bytes put", resp.Status, len(body), len(data))
+	}
+}
