@@ -15,6 +15,8 @@ var layer = map[string]int{
 	// Below everything, so that it can import no Mooring package: it
 	// serves storage/s3/s3test (layer 0) as well as internal/regtest.
 	"internal/testproc": -1,
+	// The error vocabulary every package wraps: imports nothing of Mooring.
+	"content/errdef": -2,
 	"content":           0,
 	"storage":           0,
 	"internal/db":       0,
@@ -36,7 +38,7 @@ func top(pkg string) (string, bool) {
 	if rel == pkg {
 		return "", false // outside the module
 	}
-	for _, key := range []string{"internal/db", "internal/dbtest", "internal/regtest", "internal/testproc"} {
+	for _, key := range []string{"content/errdef", "internal/db", "internal/dbtest", "internal/regtest", "internal/testproc"} {
 		if rel == key || strings.HasPrefix(rel, key+"/") {
 			return key, true
 		}

@@ -7,12 +7,12 @@
 package content
 
 import (
-	"errors"
 
 	// Register the hash functions of the digest algorithms registries use.
 	_ "crypto/sha256"
 	_ "crypto/sha512"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -85,16 +85,21 @@ const MaxManifestSize = 4 << 20
 // Errors returned by this package. Parse errors wrap one of them, so callers
 // test with errors.Is.
 var (
-	// ErrInvalid: the document is not well-formed for its media type.
-	ErrInvalid = errors.New("invalid manifest")
-	// ErrUnsupportedMediaType: the media type is not one Mooring handles.
-	ErrUnsupportedMediaType = errors.New("unsupported media type")
-	// ErrTooLarge: the document is larger than MaxManifestSize.
-	ErrTooLarge = errors.New("manifest too large")
-	// ErrDigestMismatch: the bytes do not hash to the expected digest.
-	ErrDigestMismatch = errors.New("digest mismatch")
-	// ErrInvalidName: a repository or tag name breaks the distribution-spec grammar.
-	ErrInvalidName = errors.New("invalid name")
+	// ErrInvalidManifest: the document is not well-formed for its media
+	// type (a case of errdef.ErrInvalid).
+	ErrInvalidManifest = errdef.New(errdef.ErrInvalid, "invalid manifest")
+	// ErrUnsupportedMediaType: the media type is not one Mooring handles
+	// (errdef.ErrInvalid: it is the input that is wrong).
+	ErrUnsupportedMediaType = errdef.New(errdef.ErrInvalid, "unsupported media type")
+	// ErrTooLarge: the document is larger than MaxManifestSize
+	// (errdef.ErrTooLarge).
+	ErrTooLarge = errdef.New(errdef.ErrTooLarge, "manifest too large")
+	// ErrDigestMismatch: the bytes do not hash to the expected digest
+	// (errdef.ErrInvalid).
+	ErrDigestMismatch = errdef.New(errdef.ErrInvalid, "digest mismatch")
+	// ErrInvalidName: a repository or tag name breaks the distribution-spec
+	// grammar (errdef.ErrInvalid).
+	ErrInvalidName = errdef.New(errdef.ErrInvalid, "invalid name")
 )
 
 // Blob is a config or layer blob. A foreign (non-distributable) layer is

@@ -10,7 +10,7 @@ import (
 )
 
 // ParseError reports why a manifest or manifest list was rejected. It wraps
-// one of the package's sentinel errors (ErrInvalid, ErrUnsupportedMediaType,
+// one of the package's sentinel errors (ErrInvalidManifest, ErrUnsupportedMediaType,
 // ErrTooLarge, ErrDigestMismatch), so callers classify it with errors.Is and
 // read the details with errors.As.
 type ParseError struct {
@@ -31,7 +31,7 @@ type ParseError struct {
 // Error returns the sentinel's message followed by the reason, for example
 // "invalid manifest: layers[2].digest: invalid checksum digest format".
 func (e *ParseError) Error() string {
-	msg := ErrInvalid.Error()
+	msg := ErrInvalidManifest.Error()
 	if e.Err != nil {
 		msg = e.Err.Error()
 	}
@@ -41,14 +41,14 @@ func (e *ParseError) Error() string {
 	return msg
 }
 
-// Unwrap returns the sentinel error, so errors.Is(err, ErrInvalid) holds for
+// Unwrap returns the sentinel error, so errors.Is(err, ErrInvalidManifest) holds for
 // an invalid document.
 func (e *ParseError) Unwrap() error { return e.Err }
 
-// invalid returns a ParseError wrapping ErrInvalid; ParseDigest fills in the
+// invalid returns a ParseError wrapping ErrInvalidManifest; ParseDigest fills in the
 // media type and digest on the way out.
 func invalid(format string, args ...any) *ParseError {
-	return &ParseError{Reason: fmt.Sprintf(format, args...), Err: ErrInvalid}
+	return &ParseError{Reason: fmt.Sprintf(format, args...), Err: ErrInvalidManifest}
 }
 
 // jsonReason turns an encoding/json error into a reason naming the field, in

@@ -40,7 +40,7 @@ func ExampleParse() {
 	  "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},
 	  "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:03f4658f","size":2479}]}`))
 	fmt.Println(err)
-	fmt.Println(errors.Is(err, content.ErrInvalid))
+	fmt.Println(errors.Is(err, content.ErrInvalidManifest))
 	// Output:
 	// docker.manifest application/vnd.oci.image.manifest.v1+json
 	// 2 44136fa355b3

@@ -29,7 +29,7 @@ func FuzzParse(f *testing.F) {
 			if !errors.As(err, &pe) {
 				t.Fatalf("error %T %q is not a *ParseError", err, err)
 			}
-			if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrUnsupportedMediaType) && !errors.Is(err, ErrTooLarge) {
+			if !errors.Is(err, ErrInvalidManifest) && !errors.Is(err, ErrUnsupportedMediaType) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("error %q wraps no expected sentinel", err)
 			}
 			return

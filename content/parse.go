@@ -52,7 +52,7 @@ func Parse(mediaType string, raw []byte) (Document, error) {
 //
 // The returned document keeps a copy of raw, byte for byte. Every error is a
 // *ParseError wrapping ErrTooLarge (checked before any parsing),
-// ErrUnsupportedMediaType, ErrInvalid, or ErrDigestMismatch (whose reason
+// ErrUnsupportedMediaType, ErrInvalidManifest, or ErrDigestMismatch (whose reason
 // names both digests).
 func ParseDigest(mediaType string, raw []byte, want digest.Digest) (Document, error) {
 	declared := normalizeMediaType(mediaType)
@@ -71,7 +71,7 @@ func ParseDigest(mediaType string, raw []byte, want digest.Digest) (Document, er
 				MediaType: declared,
 				Digest:    want,
 				Reason:    fmt.Sprintf("expected digest %q: %v", want, err),
-				Err:       ErrInvalid,
+				Err:       ErrInvalidManifest,
 			}
 		}
 		alg = want.Algorithm()
@@ -81,7 +81,7 @@ func ParseDigest(mediaType string, raw []byte, want digest.Digest) (Document, er
 	if err != nil {
 		var pe *ParseError
 		if !errors.As(err, &pe) {
-			pe = &ParseError{Reason: err.Error(), Err: ErrInvalid}
+			pe = &ParseError{Reason: err.Error(), Err: ErrInvalidManifest}
 		}
 		if pe.MediaType == "" {
 			pe.MediaType = mt

@@ -80,9 +80,9 @@ func TestParseDigest(t *testing.T) {
 		{"signed schema 1, digest of the whole document", MediaTypeDockerSchema1Signed, signed, digest.FromBytes(signed), ErrDigestMismatch},
 		{"sha256 mismatch", MediaTypeDockerManifest, schema2, digest.FromString("something else"), ErrDigestMismatch},
 		{"sha512 mismatch", MediaTypeDockerManifest, schema2, digest.SHA512.FromString("something else"), ErrDigestMismatch},
-		{"malformed expected digest", MediaTypeDockerManifest, schema2, "sha256:abc", ErrInvalid},
-		{"unsupported expected algorithm", MediaTypeDockerManifest, schema2, digest.SHA384.FromBytes(schema2), ErrInvalid},
-		{"invalid document reported before the digest", MediaTypeOCIManifest, schema2, digest.FromBytes(schema2), ErrInvalid},
+		{"malformed expected digest", MediaTypeDockerManifest, schema2, "sha256:abc", ErrInvalidManifest},
+		{"unsupported expected algorithm", MediaTypeDockerManifest, schema2, digest.SHA384.FromBytes(schema2), ErrInvalidManifest},
+		{"invalid document reported before the digest", MediaTypeOCIManifest, schema2, digest.FromBytes(schema2), ErrInvalidManifest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,49 +21,17 @@ import (
 	"github.com/uptrace/bun/dialect"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/internal/db"
 	"github.com/mooring-dev/mooring/repository"
 )
 
-// Errors returned by this package, wrapped with the name, path or digest
-// that failed.
-var (
-	// ErrNotFound: no distribution has the given id.
-	ErrNotFound = errors.New("not found")
-	// ErrConflict: the change would break a rule that involves other rows,
-	// such as deleting a repository version a distribution serves.
-	ErrConflict = errors.New("conflict")
-	// ErrInvalid: a field is malformed; the error is a *FieldError.
-	ErrInvalid = errors.New("invalid")
-
-	// ErrNameUnknown: no distribution serves the base path (distribution
-	// spec error code NAME_UNKNOWN).
-	ErrNameUnknown = errors.New("repository name not known to registry")
-	// ErrManifestUnknown: the reference names no manifest in the served
-	// version (MANIFEST_UNKNOWN).
-	ErrManifestUnknown = errors.New("manifest unknown")
-	// ErrBlobUnknown: the digest names no blob in the served version
-	// (BLOB_UNKNOWN).
-	ErrBlobUnknown = errors.New("blob unknown to registry")
-)
-
-// FieldError says which field of a distribution is wrong and why. It wraps
-// ErrInvalid, or ErrConflict for a base path or name already taken.
-type FieldError struct {
-	Field   string
-	Message string
-	Err     error
-}
-
-// Error returns "<field>: <message>".
-func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
-
-// Unwrap returns ErrInvalid or ErrConflict.
-func (e *FieldError) Unwrap() error { return e.Err }
-
-func fieldErr(field, format string, args ...any) error {
-	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...), Err: ErrInvalid}
-}
+// Errors returned by this package wrap errdef's sentinels with the name,
+// path or digest that failed: errdef.ErrNotFound (no distribution has the
+// id), errdef.ErrConflict (the change would break a rule that involves
+// other rows), an *errdef.FieldError (a field is malformed or taken), and
+// for the registry view errdef.ErrNameUnknown, errdef.ErrManifestUnknown
+// and errdef.ErrBlobUnknown.
 
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -137,20 +105,20 @@ func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *Store
 // Get returns the distribution with the given id.
 func (s *Store) Get(ctx context.Context, id string) (*Distribution, error) {
 	if uuid.Validate(id) != nil {
-		return nil, fmt.Errorf("%w: distribution %q", ErrNotFound, id)
+		return nil, errdef.New(errdef.ErrNotFound, "distribution %q", id)
 	}
 	d := new(Distribution)
 	if err := s.db.NewSelect().Model(d).Where("id = ?", id).Scan(ctx); err != nil {
-		return nil, notFound(err, ErrNotFound, "distribution %q", id)
+		return nil, notFound(err, errdef.ErrNotFound, "distribution %q", id)
 	}
 	return d, nil
 }
 
-// ByBasePath returns the distribution serving basePath, or ErrNameUnknown.
+// ByBasePath returns the distribution serving basePath, or errdef.ErrNameUnknown.
 func (s *Store) ByBasePath(ctx context.Context, basePath string) (*Distribution, error) {
 	d := new(Distribution)
 	if err := s.db.NewSelect().Model(d).Where("base_path = ?", basePath).Scan(ctx); err != nil {
-		return nil, notFound(err, ErrNameUnknown, "%s", basePath)
+		return nil, notFound(err, errdef.ErrNameUnknown, "%s", basePath)
 	}
 	return d, nil
 }
@@ -190,7 +158,7 @@ func (s *Store) BasePaths(ctx context.Context, n int, last string) ([]string, er
 
 func page(p repository.Page) (limit, offset int, err error) {
 	if p.Limit < 0 || p.Offset < 0 {
-		return 0, 0, fieldErr("limit", "limit and offset must not be negative")
+		return 0, 0, errdef.Field("limit", "limit and offset must not be negative")
 	}
 	if p.Limit == 0 {
 		p.Limit = repository.DefaultLimit
@@ -241,31 +209,31 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // base-path and reference rules that do.
 func (s *Store) check(ctx context.Context, d *Distribution) error {
 	if strings.TrimSpace(d.Name) == "" {
-		return fieldErr("name", "This field may not be blank.")
+		return errdef.Field("name", "This field may not be blank.")
 	}
 	if len(d.Name) > 255 {
-		return fieldErr("name", "Ensure this field has no more than 255 characters.")
+		return errdef.Field("name", "Ensure this field has no more than 255 characters.")
 	}
 	if err := content.ValidateRepositoryName(d.BasePath); err != nil {
 		// Clients pull <host>/<base_path>, so it must be a repository name.
-		return fieldErr("base_path", "%s", strings.TrimPrefix(err.Error(), content.ErrInvalidName.Error()+": "))
+		return errdef.Field("base_path", "%s", strings.TrimPrefix(err.Error(), content.ErrInvalidName.Error()+": "))
 	}
 	switch {
 	case d.RepositoryID != nil && d.RepositoryVersionID != nil:
-		return fieldErr("repository", "Only one of the attributes 'repository' and 'repository_version' may be used simultaneously.")
+		return errdef.Field("repository", "Only one of the attributes 'repository' and 'repository_version' may be used simultaneously.")
 	case d.RepositoryID == nil && d.RepositoryVersionID == nil:
-		return fieldErr("repository", "One of the attributes 'repository' and 'repository_version' must be set.")
+		return errdef.Field("repository", "One of the attributes 'repository' and 'repository_version' must be set.")
 	case d.RepositoryID != nil:
 		if _, err := repository.New(s.db).Repository(ctx, *d.RepositoryID); err != nil {
-			if errors.Is(err, repository.ErrNotFound) {
-				return fieldErr("repository", "Invalid hyperlink - Object does not exist.")
+			if errors.Is(err, errdef.ErrNotFound) {
+				return errdef.Field("repository", "Invalid hyperlink - Object does not exist.")
 			}
 			return err
 		}
 	default:
 		if _, err := repository.New(s.db).VersionByID(ctx, *d.RepositoryVersionID); err != nil {
-			if errors.Is(err, repository.ErrNotFound) {
-				return fieldErr("repository_version", "Invalid hyperlink - Object does not exist.")
+			if errors.Is(err, errdef.ErrNotFound) {
+				return errdef.Field("repository_version", "Invalid hyperlink - Object does not exist.")
 			}
 			return err
 		}
@@ -283,9 +251,9 @@ func (s *Store) check(ctx context.Context, d *Distribution) error {
 	}
 	if len(clash) > 0 {
 		if clash[0] == d.BasePath {
-			return &FieldError{Field: "base_path", Message: "distribution with this base path already exists.", Err: ErrConflict}
+			return &errdef.FieldError{Field: "base_path", Message: "distribution with this base path already exists.", Kind: errdef.ErrConflict}
 		}
-		return &FieldError{Field: "base_path", Err: ErrConflict,
+		return &errdef.FieldError{Field: "base_path", Kind: errdef.ErrConflict,
 			Message: fmt.Sprintf("Overlaps with existing distribution base path %q: no base path may be a prefix of another.", clash[0])}
 	}
 	return nil
@@ -310,18 +278,18 @@ func likeEscape(s string) string {
 func (s *Store) writeErr(err error, d *Distribution) error {
 	if db.IsUniqueViolation(err) {
 		if strings.Contains(err.Error(), "base_path") {
-			return &FieldError{Field: "base_path", Message: "distribution with this base path already exists.", Err: ErrConflict}
+			return &errdef.FieldError{Field: "base_path", Message: "distribution with this base path already exists.", Kind: errdef.ErrConflict}
 		}
-		return &FieldError{Field: "name", Message: "distribution with this name already exists.", Err: ErrConflict}
+		return &errdef.FieldError{Field: "name", Message: "distribution with this name already exists.", Kind: errdef.ErrConflict}
 	}
 	if db.IsForeignKeyViolation(err) {
-		return fieldErr("repository", "Invalid hyperlink - Object does not exist.")
+		return errdef.Field("repository", "Invalid hyperlink - Object does not exist.")
 	}
 	return err
 }
 
 // DeleteVersion deletes a repository version (see repository.Store.DeleteVersion)
-// unless a distribution pins it, which is ErrConflict.
+// unless a distribution pins it, which is errdef.ErrConflict.
 func (s *Store) DeleteVersion(ctx context.Context, repoID string, n int) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *Store) error {
 		repos := repository.New(tx.db)
@@ -336,14 +304,14 @@ func (s *Store) DeleteVersion(ctx context.Context, repoID string, n int) error {
 		}
 		if len(names) > 0 {
 			return fmt.Errorf("%w: version %d is served by distribution %s; point the distribution elsewhere or delete it first",
-				ErrConflict, n, quoteList(names))
+				errdef.ErrConflict, n, quoteList(names))
 		}
 		return repos.DeleteVersion(ctx, repoID, n)
 	})
 }
 
 // DeleteRepository deletes a repository (see repository.Store.DeleteRepository)
-// unless a distribution serves it or one of its versions, which is ErrConflict.
+// unless a distribution serves it or one of its versions, which is errdef.ErrConflict.
 func (s *Store) DeleteRepository(ctx context.Context, repoID string) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *Store) error {
 		repos := repository.New(tx.db)
@@ -362,7 +330,7 @@ func (s *Store) DeleteRepository(ctx context.Context, repoID string) error {
 		}
 		if len(names) > 0 {
 			return fmt.Errorf("%w: the repository is served by distribution %s; delete the distribution first",
-				ErrConflict, quoteList(names))
+				errdef.ErrConflict, quoteList(names))
 		}
 		return repos.DeleteRepository(ctx, repoID)
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/distribution"
 	"github.com/mooring-dev/mooring/internal/dbtest"
 	"github.com/mooring-dev/mooring/repository"
@@ -96,16 +97,16 @@ func TestBasePathRules(t *testing.T) {
 			field string
 			err   error
 		}{
-			{"a", "base_path", distribution.ErrConflict},
-			{"a/b/c", "base_path", distribution.ErrConflict},
-			{"x", "base_path", distribution.ErrConflict},
-			{"a_c/d", "base_path", distribution.ErrConflict},
-			{"A", "base_path", distribution.ErrInvalid},
-			{"a/", "base_path", distribution.ErrInvalid},
-			{"", "base_path", distribution.ErrInvalid},
+			{"a", "base_path", errdef.ErrConflict},
+			{"a/b/c", "base_path", errdef.ErrConflict},
+			{"x", "base_path", errdef.ErrConflict},
+			{"a_c/d", "base_path", errdef.ErrConflict},
+			{"A", "base_path", errdef.ErrInvalid},
+			{"a/", "base_path", errdef.ErrInvalid},
+			{"", "base_path", errdef.ErrInvalid},
 		} {
 			err := create("n-"+c.base, c.base)
-			var fe *distribution.FieldError
+			var fe *errdef.FieldError
 			if !errors.As(err, &fe) || fe.Field != c.field || !errors.Is(err, c.err) {
 				t.Errorf("base path %q: %v, want a %s error about %s", c.base, err, c.err, c.field)
 			}
@@ -115,7 +116,7 @@ func TestBasePathRules(t *testing.T) {
 				t.Errorf("%s: %v", base, err)
 			}
 		}
-		if err := create("x", "y"); !errors.Is(err, distribution.ErrConflict) {
+		if err := create("x", "y"); !errors.Is(err, errdef.ErrConflict) {
 			t.Errorf("duplicate name: %v", err)
 		}
 	})
@@ -127,7 +128,7 @@ func TestRegistryFollowsAndPins(t *testing.T) {
 		// the same, and a new version only after the TTL.
 		f := setup(t, db, time.Hour)
 		ctx := context.Background()
-		if _, err := f.reg.Resolve(ctx, "foo"); !errors.Is(err, distribution.ErrNameUnknown) {
+		if _, err := f.reg.Resolve(ctx, "foo"); !errors.Is(err, errdef.ErrNameUnknown) {
 			t.Fatalf("before any distribution: %v", err)
 		}
 		v1 := f.version(t, "one")
@@ -156,10 +157,10 @@ func TestRegistryFollowsAndPins(t *testing.T) {
 		if err := f.dists.Update(ctx, d); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.dists.DeleteVersion(ctx, f.repo.ID, 1); !errors.Is(err, distribution.ErrConflict) {
+		if err := f.dists.DeleteVersion(ctx, f.repo.ID, 1); !errors.Is(err, errdef.ErrConflict) {
 			t.Errorf("delete the pinned version: %v", err)
 		}
-		if err := f.dists.DeleteRepository(ctx, f.repo.ID); !errors.Is(err, distribution.ErrConflict) {
+		if err := f.dists.DeleteRepository(ctx, f.repo.ID); !errors.Is(err, errdef.ErrConflict) {
 			t.Errorf("delete the served repository: %v", err)
 		}
 		d.RepositoryID, d.RepositoryVersionID = &f.repo.ID, nil
@@ -174,7 +175,7 @@ func TestRegistryFollowsAndPins(t *testing.T) {
 		if err != nil || fmt.Sprint(tags) != "[one two]" {
 			t.Errorf("tags %v %v", tags, err)
 		}
-		if _, err := f.reg.Manifest(ctx, view, "three"); !errors.Is(err, distribution.ErrManifestUnknown) {
+		if _, err := f.reg.Manifest(ctx, view, "three"); !errors.Is(err, errdef.ErrManifestUnknown) {
 			t.Errorf("unknown tag: %v", err)
 		}
 		layer := digest.FromString("layer of two")
@@ -186,13 +187,13 @@ func TestRegistryFollowsAndPins(t *testing.T) {
 		if b.Size != int64(len("layer of two")) {
 			t.Errorf("blob size %d", b.Size)
 		}
-		if _, err := f.reg.OpenBlob(ctx, &distribution.View{RepositoryID: f.repo.ID, Number: 1}, layer); !errors.Is(err, distribution.ErrBlobUnknown) {
+		if _, err := f.reg.OpenBlob(ctx, &distribution.View{RepositoryID: f.repo.ID, Number: 1}, layer); !errors.Is(err, errdef.ErrBlobUnknown) {
 			t.Errorf("blob of version 2 from version 1: %v", err)
 		}
 		if err := f.dists.Delete(ctx, d.ID); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.reg.Resolve(ctx, "foo"); !errors.Is(err, distribution.ErrNameUnknown) {
+		if _, err := f.reg.Resolve(ctx, "foo"); !errors.Is(err, errdef.ErrNameUnknown) {
 			t.Errorf("after delete: %v", err)
 		}
 		if err := f.dists.DeleteRepository(ctx, f.repo.ID); err != nil {

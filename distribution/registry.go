@@ -3,7 +3,6 @@ package distribution
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/repository"
 	"github.com/mooring-dev/mooring/storage"
 )
@@ -121,7 +121,7 @@ func NewRegistry(dists *Store, repos *repository.Store, blobs BlobStore, opts Op
 	}
 }
 
-// Resolve returns the version served at basePath, or ErrNameUnknown.
+// Resolve returns the version served at basePath, or errdef.ErrNameUnknown.
 func (r *Registry) Resolve(ctx context.Context, basePath string) (*View, error) {
 	now := time.Now()
 	gen := r.dists.gen.Load()
@@ -189,8 +189,8 @@ func (r *Registry) resolve(ctx context.Context, basePath string) (*View, error) 
 }
 
 func notServed(err error, basePath string) error {
-	if errors.Is(err, repository.ErrNotFound) {
-		return fmt.Errorf("%w: %s", ErrNameUnknown, basePath)
+	if errors.Is(err, errdef.ErrNotFound) {
+		return errdef.New(errdef.ErrNameUnknown, "%s", basePath)
 	}
 	return err
 }
@@ -200,10 +200,10 @@ func (v *View) ref() *repository.VersionRef {
 }
 
 // Manifest returns the manifest or manifest list that reference (a tag or
-// a digest) names in version v, or ErrManifestUnknown.
+// a digest) names in version v, or errdef.ErrManifestUnknown.
 func (r *Registry) Manifest(ctx context.Context, v *View, reference string) (*Manifest, error) {
 	m, err := r.manifest(ctx, v, reference)
-	if errors.Is(err, ErrManifestUnknown) {
+	if errors.Is(err, errdef.ErrManifestUnknown) {
 		if nv := r.fresher(ctx, v); nv != nil {
 			return r.manifest(ctx, nv, reference)
 		}
@@ -225,7 +225,7 @@ func (r *Registry) manifest(ctx context.Context, v *View, reference string) (*Ma
 }
 
 func (r *Registry) lookupManifest(ctx context.Context, v *View, reference string) (*Manifest, error) {
-	unknown := fmt.Errorf("%w: %s:%s", ErrManifestUnknown, v.BasePath, reference)
+	unknown := errdef.New(errdef.ErrManifestUnknown, "%s:%s", v.BasePath, reference)
 	var targetID int64
 	if d, err := digest.Parse(reference); err == nil {
 		units, _, err := r.repos.ListContent(ctx, repository.ContentFilter{In: v.ref(), Digest: d, Page: repository.Page{Limit: 10}})
@@ -256,7 +256,7 @@ func (r *Registry) lookupManifest(ctx context.Context, v *View, reference string
 	}
 	c, err := r.repos.ContentByID(ctx, targetID)
 	if err != nil {
-		if errors.Is(err, repository.ErrNotFound) {
+		if errors.Is(err, errdef.ErrNotFound) {
 			return nil, unknown
 		}
 		return nil, err
@@ -269,7 +269,7 @@ func (r *Registry) lookupManifest(ctx context.Context, v *View, reference string
 // that does not understand lists gets for a tag naming one.
 func (r *Registry) PlatformManifest(ctx context.Context, v *View, m *Manifest, os, arch string, accept func(string) bool) (*Manifest, error) {
 	if m.Type != content.TypeManifestList {
-		return nil, fmt.Errorf("%w: %s is not a manifest list", ErrManifestUnknown, m.Digest)
+		return nil, errdef.New(errdef.ErrManifestUnknown, "%s is not a manifest list", m.Digest)
 	}
 	refs, err := r.repos.Refs(ctx, m.id)
 	if err != nil {
@@ -283,11 +283,11 @@ func (r *Registry) PlatformManifest(ctx context.Context, v *View, m *Manifest, o
 		if err == nil {
 			return child, nil
 		}
-		if !errors.Is(err, ErrManifestUnknown) {
+		if !errors.Is(err, errdef.ErrManifestUnknown) {
 			return nil, err
 		}
 	}
-	return nil, fmt.Errorf("%w: no %s/%s manifest of an acceptable media type in list %s", ErrManifestUnknown, os, arch, m.Digest)
+	return nil, errdef.New(errdef.ErrManifestUnknown, "no %s/%s manifest of an acceptable media type in list %s", os, arch, m.Digest)
 }
 
 // Tags returns the tag names of version v in lexical order.
@@ -329,12 +329,12 @@ type Blob struct {
 	MediaType string
 }
 
-// OpenBlob opens blob d of version v, or fails with ErrBlobUnknown when the
+// OpenBlob opens blob d of version v, or fails with errdef.ErrBlobUnknown when the
 // version does not hold it. A manifest of the version is served as a blob
 // too, as registries do, from its stored bytes.
 func (r *Registry) OpenBlob(ctx context.Context, v *View, d digest.Digest) (*Blob, error) {
 	b, err := r.openBlob(ctx, v, d)
-	if errors.Is(err, ErrBlobUnknown) && storage.ValidateDigest(d) == nil {
+	if errors.Is(err, errdef.ErrBlobUnknown) && storage.ValidateDigest(d) == nil {
 		if nv := r.fresher(ctx, v); nv != nil {
 			return r.openBlob(ctx, nv, d)
 		}
@@ -344,7 +344,7 @@ func (r *Registry) OpenBlob(ctx context.Context, v *View, d digest.Digest) (*Blo
 
 func (r *Registry) openBlob(ctx context.Context, v *View, d digest.Digest) (*Blob, error) {
 	if err := storage.ValidateDigest(d); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrBlobUnknown, d)
+		return nil, errdef.New(errdef.ErrBlobUnknown, "%s", d)
 	}
 	key := manifestKey{v.RepositoryID, v.Number, d.String()}
 	if _, ok := r.blobOK.get(key); !ok {
@@ -368,7 +368,7 @@ func (r *Registry) openBlob(ctx context.Context, v *View, d digest.Digest) (*Blo
 			if m, err := r.Manifest(ctx, v, d.String()); err == nil {
 				return &Blob{ReadSeekCloser: nopCloser{bytesReader(m.Raw)}, Digest: d, Size: int64(len(m.Raw)), MediaType: m.MediaType}, nil
 			}
-			return nil, fmt.Errorf("%w: %s", ErrBlobUnknown, d)
+			return nil, errdef.New(errdef.ErrBlobUnknown, "%s", d)
 		}
 		if isBlob {
 			r.blobOK.put(key, true)
@@ -376,8 +376,8 @@ func (r *Registry) openBlob(ctx context.Context, v *View, d digest.Digest) (*Blo
 	}
 	f, err := r.blobs.Open(ctx, d)
 	if err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil, fmt.Errorf("%w: %s (in the repository version but not in storage)", ErrBlobUnknown, d)
+		if errors.Is(err, errdef.ErrNotFound) {
+			return nil, errdef.New(errdef.ErrBlobUnknown, "%s (in the repository version but not in storage)", d)
 		}
 		return nil, err
 	}

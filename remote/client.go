@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"oras.land/oras-go/v2/errdef"
+	orasdef "oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry"
 	orasremote "oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -25,6 +25,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/retry"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/storage"
 )
 
@@ -189,7 +190,7 @@ type upstream struct {
 func newUpstream(r *Remote, policy RetryPolicy) (*upstream, error) {
 	u, err := url.Parse(r.URL)
 	if err != nil {
-		return nil, &FieldError{Field: "url", Message: err.Error()}
+		return nil, &errdef.FieldError{Field: "url", Message: err.Error()}
 	}
 	tr, err := r.transport()
 	if err != nil {
@@ -231,14 +232,14 @@ func (r *Remote) transport() (*http.Transport, error) {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM([]byte(r.SSLCACertificate)) {
-			return nil, &FieldError{Field: "ssl_ca_certificate", Message: "holds no PEM certificate"}
+			return nil, &errdef.FieldError{Field: "ssl_ca_certificate", Message: "holds no PEM certificate"}
 		}
 		cfg.RootCAs = pool
 	}
 	if r.SSLClientCertificate != "" {
 		cert, err := tls.X509KeyPair([]byte(r.SSLClientCertificate), []byte(r.SSLClientKey))
 		if err != nil {
-			return nil, &FieldError{Field: "ssl_client_key", Message: err.Error()}
+			return nil, &errdef.FieldError{Field: "ssl_client_key", Message: err.Error()}
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
@@ -246,7 +247,7 @@ func (r *Remote) transport() (*http.Transport, error) {
 	if r.ProxyURL != "" {
 		p, err := url.Parse(r.ProxyURL)
 		if err != nil {
-			return nil, &FieldError{Field: "proxy_url", Message: err.Error()}
+			return nil, &errdef.FieldError{Field: "proxy_url", Message: err.Error()}
 		}
 		tr.Proxy = http.ProxyURL(p)
 	}
@@ -367,7 +368,7 @@ func (u *upstream) blob(ctx context.Context, dst storage.Putter, d digest.Digest
 		switch resp.StatusCode {
 		case http.StatusOK:
 		case http.StatusNotFound:
-			return fmt.Errorf("GET %s: %w", target, errdef.ErrNotFound)
+			return fmt.Errorf("GET %s: %w", target, orasdef.ErrNotFound)
 		default:
 			return statusError(resp)
 		}

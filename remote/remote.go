@@ -29,35 +29,13 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/internal/db"
 )
 
-// Errors returned by this package, wrapped with the id or name that failed;
-// test with errors.Is.
-var (
-	// ErrNotFound: no remote has that id or name.
-	ErrNotFound = errors.New("remote not found")
-	// ErrConflict: a remote with that name already exists.
-	ErrConflict = errors.New("remote conflict")
-	// ErrInvalid: a field has a bad value; the error is a *FieldError.
-	ErrInvalid = errors.New("invalid remote")
-)
-
-// FieldError says which field of a Remote is invalid and why. It wraps
-// ErrInvalid.
-type FieldError struct {
-	// Field is the field's name as the REST API spells it ("url",
-	// "upstream_name", "download_concurrency", ...).
-	Field string
-	// Message says what is wrong.
-	Message string
-}
-
-// Error returns "invalid remote: <field>: <message>".
-func (e *FieldError) Error() string { return ErrInvalid.Error() + ": " + e.Field + ": " + e.Message }
-
-// Unwrap returns ErrInvalid.
-func (e *FieldError) Unwrap() error { return ErrInvalid }
+// Errors returned by this package wrap errdef's sentinels with the id or
+// name that failed: errdef.ErrNotFound, errdef.ErrConflict (a name taken),
+// and *errdef.FieldError for a field with a bad value.
 
 // Defaults applied by New, by JSON decoding and, for zero values, by
 // Store.Create.
@@ -195,7 +173,7 @@ func (r *Remote) Upstream() string {
 // is wrong.
 func (r *Remote) Validate() error {
 	bad := func(field, format string, args ...any) error {
-		return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
+		return &errdef.FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
 	}
 	if strings.TrimSpace(r.Name) == "" {
 		return bad("name", "must not be empty")
@@ -303,7 +281,7 @@ type Filter struct {
 }
 
 // Create validates r, fills in its ID, CreatedAt and zero-valued defaults
-// (DownloadConcurrency), and stores it. A taken name gives ErrConflict.
+// (DownloadConcurrency), and stores it. A taken name gives errdef.ErrConflict.
 func (s *Store) Create(ctx context.Context, r *Remote) error {
 	if r.DownloadConcurrency == 0 {
 		r.DownloadConcurrency = DefaultDownloadConcurrency
@@ -317,7 +295,7 @@ func (s *Store) Create(ctx context.Context, r *Remote) error {
 	if _, err := s.db.NewInsert().Model(r).ModelTableExpr("remotes").Exec(ctx); err != nil {
 		r.ID = ""
 		if db.IsUniqueViolation(err) {
-			return fmt.Errorf("%w: a remote named %q already exists", ErrConflict, r.Name)
+			return errdef.New(errdef.ErrConflict, "a remote named %q already exists", r.Name)
 		}
 		return err
 	}
@@ -355,7 +333,7 @@ func (s *Store) GetByName(ctx context.Context, name string) (*Remote, error) {
 // List returns remotes ordered by name, with the total count matching f.
 func (s *Store) List(ctx context.Context, f Filter) ([]Remote, int, error) {
 	if f.Limit < 0 || f.Offset < 0 {
-		return nil, 0, &FieldError{Field: "limit", Message: "limit and offset must not be negative"}
+		return nil, 0, &errdef.FieldError{Field: "limit", Message: "limit and offset must not be negative"}
 	}
 	if f.Limit == 0 {
 		f.Limit = 100
@@ -374,7 +352,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Remote, int, error) {
 }
 
 // Update validates r and replaces the stored remote with the same ID; ID
-// and CreatedAt are kept as stored. A taken name gives ErrConflict.
+// and CreatedAt are kept as stored. A taken name gives errdef.ErrConflict.
 func (s *Store) Update(ctx context.Context, r *Remote) error {
 	r.normalize()
 	if err := r.Validate(); err != nil {
@@ -384,12 +362,12 @@ func (s *Store) Update(ctx context.Context, r *Remote) error {
 		Where("id = ?", r.ID).Exec(ctx)
 	if err != nil {
 		if db.IsUniqueViolation(err) {
-			return fmt.Errorf("%w: a remote named %q already exists", ErrConflict, r.Name)
+			return errdef.New(errdef.ErrConflict, "a remote named %q already exists", r.Name)
 		}
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("%w: remote %q", ErrNotFound, r.ID)
+		return errdef.New(errdef.ErrNotFound, "remote %q", r.ID)
 	}
 	stored, err := s.Get(ctx, r.ID)
 	if err != nil {
@@ -407,14 +385,14 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("%w: remote %q", ErrNotFound, id)
+		return errdef.New(errdef.ErrNotFound, "remote %q", id)
 	}
 	return nil
 }
 
 func notFound(err error, format string, args ...any) error {
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%w: "+format, append([]any{ErrNotFound}, args...)...)
+		return fmt.Errorf("%w: "+format, append([]any{errdef.ErrNotFound}, args...)...)
 	}
 	return err
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/internal/dbtest"
 	"github.com/mooring-dev/mooring/remote"
 )
@@ -62,8 +63,8 @@ func TestStore(t *testing.T) {
 				t.Errorf("%s shows the password: %s", what, out)
 			}
 		}
-		if err := s.Create(ctx, remote.New("hub-busybox", "https://quay.io", "x/y")); !errors.Is(err, remote.ErrConflict) {
-			t.Errorf("duplicate name: err = %v, want ErrConflict", err)
+		if err := s.Create(ctx, remote.New("hub-busybox", "https://quay.io", "x/y")); !errors.Is(err, errdef.ErrConflict) {
+			t.Errorf("duplicate name: err = %v, want errdef.ErrConflict", err)
 		}
 		other := remote.New("quay", "https://quay.io", "coreos/etcd")
 		if err := s.Create(ctx, other); err != nil {
@@ -89,8 +90,8 @@ func TestStore(t *testing.T) {
 			t.Errorf("after Update: %+v", again)
 		}
 		got.Name = "quay"
-		if err := s.Update(ctx, got); !errors.Is(err, remote.ErrConflict) {
-			t.Errorf("Update to a taken name: err = %v, want ErrConflict", err)
+		if err := s.Update(ctx, got); !errors.Is(err, errdef.ErrConflict) {
+			t.Errorf("Update to a taken name: err = %v, want errdef.ErrConflict", err)
 		}
 		if err := s.Delete(ctx, other.ID); err != nil {
 			t.Fatal(err)
@@ -101,8 +102,8 @@ func TestStore(t *testing.T) {
 			func() error { _, err := s.GetByName(ctx, "quay"); return err }(),
 			s.Update(ctx, other),
 		} {
-			if !errors.Is(err, remote.ErrNotFound) {
-				t.Errorf("after Delete: err = %v, want ErrNotFound", err)
+			if !errors.Is(err, errdef.ErrNotFound) {
+				t.Errorf("after Delete: err = %v, want errdef.ErrNotFound", err)
 			}
 		}
 	})
@@ -134,11 +135,11 @@ func TestValidate(t *testing.T) {
 		r := remote.New("n", "https://example.com", "a/b")
 		tc.edit(r)
 		err := r.Validate()
-		var fe *remote.FieldError
+		var fe *errdef.FieldError
 		switch {
 		case tc.field == "" && err != nil:
 			t.Errorf("valid remote: %v", err)
-		case tc.field != "" && (!errors.As(err, &fe) || fe.Field != tc.field || !errors.Is(err, remote.ErrInvalid)):
+		case tc.field != "" && (!errors.As(err, &fe) || fe.Field != tc.field || !errors.Is(err, errdef.ErrInvalid)):
 			t.Errorf("%+v: err = %v, want a FieldError on %s", *r, err, tc.field)
 		}
 	}

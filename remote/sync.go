@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/opencontainers/go-digest"
 	"github.com/uptrace/bun/dialect"
 	"golang.org/x/sync/errgroup"
@@ -502,7 +503,7 @@ func (run *syncRun) children(ctx context.Context, doc content.Document) error {
 func (run *syncRun) stored(ctx context.Context, d digest.Digest) (content.Document, *repository.Content, error) {
 	for _, t := range []content.Type{content.TypeManifest, content.TypeManifestList} {
 		c, err := run.s.Repos.ContentByDigest(ctx, t, d)
-		if errors.Is(err, repository.ErrNotFound) {
+		if errors.Is(err, errdef.ErrNotFound) {
 			continue
 		}
 		if err != nil {
@@ -531,7 +532,7 @@ func (run *syncRun) downloadBlobs(ctx context.Context, blobs map[digest.Digest]c
 		case err == nil:
 			b.Size = info.Size
 			blobs[d] = b
-		case errors.Is(err, storage.ErrNotFound):
+		case errors.Is(err, errdef.ErrNotFound):
 			missing = append(missing, d)
 		default:
 			return &SyncError{Op: "download blob", Ref: d.String(), Err: err}

@@ -14,6 +14,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/internal/dbtest"
 	"github.com/mooring-dev/mooring/internal/regtest"
 	"github.com/mooring-dev/mooring/remote"
@@ -346,7 +347,7 @@ func TestSyncErrors(t *testing.T) {
 	if _, err := f.syncer.Sync(ctx, remote.New("x", url, "team/app"), "no-such-repo", remote.SyncOptions{}); err == nil {
 		t.Error("syncing into a missing repository succeeded")
 	}
-	if _, err := f.syncer.Sync(ctx, remote.New("x", "ftp://x", "team/app"), f.repoID, remote.SyncOptions{}); !errors.Is(err, remote.ErrInvalid) {
+	if _, err := f.syncer.Sync(ctx, remote.New("x", "ftp://x", "team/app"), f.repoID, remote.SyncOptions{}); !errors.Is(err, errdef.ErrInvalid) {
 		t.Errorf("invalid remote: err = %v", err)
 	}
 	if f.latest(t) != 0 {

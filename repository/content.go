@@ -11,6 +11,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 )
 
 // Content is a stored content unit, shared by every repository holding it.
@@ -71,7 +72,7 @@ func (s *Store) PutBlobs(ctx context.Context, blobs []content.Blob) ([]Content, 
 	units := make([]Content, len(blobs))
 	for i, b := range blobs {
 		if err := b.Digest.Validate(); err != nil {
-			return nil, fmt.Errorf("%w: blob digest %q: %v", ErrInvalid, b.Digest, err)
+			return nil, errdef.New(errdef.ErrInvalid, "blob digest %q: %v", b.Digest, err)
 		}
 		units[i] = Content{Type: content.TypeBlob, Digest: b.Digest, MediaType: b.MediaType, Size: b.Size, Foreign: b.Foreign, URLs: b.URLs}
 	}
@@ -110,11 +111,11 @@ func (s *Store) PutDocument(ctx context.Context, doc content.Document) (*Content
 			refs = append(refs, Ref{Role: RoleManifest, ChildDigest: m.Digest, MediaType: m.MediaType, Size: m.Size, Platform: m.Platform})
 		}
 	default:
-		return nil, fmt.Errorf("%w: unknown document type %T", ErrInvalid, doc)
+		return nil, errdef.New(errdef.ErrInvalid, "unknown document type %T", doc)
 	}
 	u.Size = int64(len(u.Raw))
 	if err := u.Digest.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: document digest %q: %v", ErrInvalid, u.Digest, err)
+		return nil, errdef.New(errdef.ErrInvalid, "document digest %q: %v", u.Digest, err)
 	}
 	var out *Content
 	err := s.InTx(ctx, func(ctx context.Context, tx *Store) error {
@@ -139,7 +140,7 @@ func (s *Store) PutDocument(ctx context.Context, doc content.Document) (*Content
 // returns it. The tag's type follows the target's.
 func (s *Store) PutTag(ctx context.Context, name string, target *Content) (*Content, error) {
 	if err := content.ValidateTagName(name); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, errdef.New(errdef.ErrInvalid, "%v", err)
 	}
 	var typ content.Type
 	switch target.Type {
@@ -148,10 +149,10 @@ func (s *Store) PutTag(ctx context.Context, name string, target *Content) (*Cont
 	case content.TypeManifestList:
 		typ = content.TypeManifestListTag
 	default:
-		return nil, fmt.Errorf("%w: a tag names a manifest or manifest list, not %s", ErrInvalid, target.Type)
+		return nil, errdef.New(errdef.ErrInvalid, "a tag names a manifest or manifest list, not %s", target.Type)
 	}
 	if target.ID == 0 {
-		return nil, fmt.Errorf("%w: tag target %s is not stored", ErrInvalid, target.Digest)
+		return nil, errdef.New(errdef.ErrInvalid, "tag target %s is not stored", target.Digest)
 	}
 	units, err := s.putUnits(ctx, []Content{{Type: typ, Name: name, Digest: target.Digest, MediaType: target.MediaType, TaggedID: target.ID}})
 	if err != nil {

@@ -2,12 +2,12 @@ package repository
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/uptrace/bun"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 )
 
 // VersionRef names version Number of repository RepositoryID.
@@ -47,7 +47,7 @@ func (s *Store) ListContent(ctx context.Context, f ContentFilter) ([]Content, in
 		return nil, 0, err
 	}
 	if f.Type != "" && !f.Type.Valid() {
-		return nil, 0, fmt.Errorf("%w: unknown content type %q", ErrInvalid, f.Type)
+		return nil, 0, errdef.New(errdef.ErrInvalid, "unknown content type %q", f.Type)
 	}
 	var refs []*VersionRef
 	for _, r := range []*VersionRef{f.In, f.AddedIn, f.RemovedIn} {

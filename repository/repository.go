@@ -24,14 +24,13 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/internal/db"
 )
 
-// Errors returned by this package, wrapped with the name or id that failed.
+// Errors returned by this package wrap errdef's sentinels (ErrNotFound,
+// ErrConflict, ErrInvalid) with the name or id that failed.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("conflict")
-	ErrInvalid  = errors.New("invalid")
 	// ErrNoChange is returned by NewVersion when the change would leave the
 	// content exactly as in the latest version; no version is created.
 	ErrNoChange = errors.New("no change")
@@ -131,10 +130,10 @@ const (
 
 func (p Page) norm() (Page, error) {
 	if p.Offset < 0 {
-		return p, fmt.Errorf("%w: offset %d is negative", ErrInvalid, p.Offset)
+		return p, errdef.New(errdef.ErrInvalid, "offset %d is negative", p.Offset)
 	}
 	if p.Limit < 0 {
-		return p, fmt.Errorf("%w: limit %d is negative", ErrInvalid, p.Limit)
+		return p, errdef.New(errdef.ErrInvalid, "limit %d is negative", p.Limit)
 	}
 	if p.Limit == 0 {
 		p.Limit = DefaultLimit
@@ -152,20 +151,20 @@ type RepositoryFilter struct {
 }
 
 // CreateRepository creates a repository with an empty version 0.
-// A name already taken gives ErrConflict.
+// A name already taken gives errdef.ErrConflict.
 func (s *Store) CreateRepository(ctx context.Context, name, description string) (*Repository, error) {
 	if strings.TrimSpace(name) == "" {
-		return nil, fmt.Errorf("%w: repository name is empty", ErrInvalid)
+		return nil, errdef.New(errdef.ErrInvalid, "repository name is empty")
 	}
 	if len(name) > 255 {
-		return nil, fmt.Errorf("%w: repository name is longer than 255 characters", ErrInvalid)
+		return nil, errdef.New(errdef.ErrInvalid, "repository name is longer than 255 characters")
 	}
 	now := time.Now().UTC()
 	r := &Repository{ID: uuid.NewString(), Name: name, Description: description, NextVersion: 1, CreatedAt: now}
 	err := s.InTx(ctx, func(ctx context.Context, tx *Store) error {
 		if _, err := tx.db.NewInsert().Model(r).Exec(ctx); err != nil {
 			if db.IsUniqueViolation(err) {
-				return fmt.Errorf("%w: a repository named %q already exists", ErrConflict, name)
+				return errdef.New(errdef.ErrConflict, "a repository named %q already exists", name)
 			}
 			return err
 		}
@@ -233,7 +232,7 @@ func (s *Store) UpdateRepository(ctx context.Context, id string, u RepositoryUpd
 		}
 		if u.Name != nil {
 			if strings.TrimSpace(*u.Name) == "" || len(*u.Name) > 255 {
-				return fmt.Errorf("%w: repository name must be 1 to 255 characters", ErrInvalid)
+				return errdef.New(errdef.ErrInvalid, "repository name must be 1 to 255 characters")
 			}
 			r.Name = *u.Name
 		}
@@ -242,7 +241,7 @@ func (s *Store) UpdateRepository(ctx context.Context, id string, u RepositoryUpd
 		}
 		_, err = tx.db.NewUpdate().Model(r).Column("name", "description").WherePK().Exec(ctx)
 		if db.IsUniqueViolation(err) {
-			return fmt.Errorf("%w: a repository named %q already exists", ErrConflict, r.Name)
+			return errdef.New(errdef.ErrConflict, "a repository named %q already exists", r.Name)
 		}
 		return err
 	})
@@ -264,14 +263,14 @@ func (s *Store) DeleteRepository(ctx context.Context, id string) error {
 		for _, table := range []string{"repository_contents", "repository_versions"} {
 			if _, err := tx.db.NewDelete().Table(table).Where("repository_id = ?", id).Exec(ctx); err != nil {
 				if db.IsForeignKeyViolation(err) {
-					return fmt.Errorf("%w: a version of repository %q is still referenced (a distribution serves it?)", ErrConflict, id)
+					return errdef.New(errdef.ErrConflict, "a version of repository %q is still referenced (a distribution serves it?)", id)
 				}
 				return err
 			}
 		}
 		_, err := tx.db.NewDelete().Model((*Repository)(nil)).Where("id = ?", id).Exec(ctx)
 		if db.IsForeignKeyViolation(err) {
-			return fmt.Errorf("%w: repository %q is still referenced", ErrConflict, id)
+			return errdef.New(errdef.ErrConflict, "repository %q is still referenced", id)
 		}
 		return err
 	})
@@ -293,7 +292,7 @@ func (s *Store) lockRepository(ctx context.Context, id string) (*Repository, err
 
 func notFound(err error, format string, args ...any) error {
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%w: "+format, append([]any{ErrNotFound}, args...)...)
+		return fmt.Errorf("%w: "+format, append([]any{errdef.ErrNotFound}, args...)...)
 	}
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/internal/dbtest"
 	"github.com/mooring-dev/mooring/repository"
 )
@@ -107,11 +108,11 @@ func TestRepositoryLifecycle(t *testing.T) {
 		if len(sum.Present)+len(sum.Added)+len(sum.Removed) != 0 {
 			t.Errorf("version 0 is not empty: %+v", sum)
 		}
-		if _, err := s.CreateRepository(ctx, "foo", ""); !errors.Is(err, repository.ErrConflict) {
-			t.Errorf("duplicate name: err = %v, want ErrConflict", err)
+		if _, err := s.CreateRepository(ctx, "foo", ""); !errors.Is(err, errdef.ErrConflict) {
+			t.Errorf("duplicate name: err = %v, want errdef.ErrConflict", err)
 		}
-		if _, err := s.CreateRepository(ctx, " ", ""); !errors.Is(err, repository.ErrInvalid) {
-			t.Errorf("blank name: err = %v, want ErrInvalid", err)
+		if _, err := s.CreateRepository(ctx, " ", ""); !errors.Is(err, errdef.ErrInvalid) {
+			t.Errorf("blank name: err = %v, want errdef.ErrInvalid", err)
 		}
 		got, err := s.RepositoryByName(ctx, "foo")
 		if err != nil || got.ID != r.ID {
@@ -125,8 +126,8 @@ func TestRepositoryLifecycle(t *testing.T) {
 			t.Fatalf("old name not free after rename: %v", err)
 		}
 		taken := "foo"
-		if _, err := s.UpdateRepository(ctx, r.ID, repository.RepositoryUpdate{Name: &taken}); !errors.Is(err, repository.ErrConflict) {
-			t.Errorf("rename onto taken name: err = %v, want ErrConflict", err)
+		if _, err := s.UpdateRepository(ctx, r.ID, repository.RepositoryUpdate{Name: &taken}); !errors.Is(err, errdef.ErrConflict) {
+			t.Errorf("rename onto taken name: err = %v, want errdef.ErrConflict", err)
 		}
 		list, total, err := s.ListRepositories(ctx, repository.RepositoryFilter{Page: repository.Page{Limit: 1}})
 		if err != nil || total != 2 || len(list) != 1 || list[0].Name != "bar" {
@@ -139,11 +140,11 @@ func TestRepositoryLifecycle(t *testing.T) {
 		if err := s.DeleteRepository(ctx, r.ID); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Repository(ctx, r.ID); !errors.Is(err, repository.ErrNotFound) {
-			t.Errorf("after delete: err = %v, want ErrNotFound", err)
+		if _, err := s.Repository(ctx, r.ID); !errors.Is(err, errdef.ErrNotFound) {
+			t.Errorf("after delete: err = %v, want errdef.ErrNotFound", err)
 		}
-		if _, err := s.Version(ctx, r.ID, 1); !errors.Is(err, repository.ErrNotFound) {
-			t.Errorf("version after repository delete: err = %v, want ErrNotFound", err)
+		if _, err := s.Version(ctx, r.ID, 1); !errors.Is(err, errdef.ErrNotFound) {
+			t.Errorf("version after repository delete: err = %v, want errdef.ErrNotFound", err)
 		}
 		if _, err := s.ContentByID(ctx, f.manifest.ID); err != nil {
 			t.Errorf("content went with the repository: %v", err)
@@ -198,14 +199,14 @@ func TestVersionsAreImmutableAndSummarised(t *testing.T) {
 		if _, err := s.NewVersion(ctx, r.ID, repository.Change{Add: b.ids()}); !errors.Is(err, repository.ErrNoChange) {
 			t.Errorf("re-adding present content: err = %v, want ErrNoChange", err)
 		}
-		if _, err := s.NewVersion(ctx, r.ID, repository.Change{Add: []int64{1 << 40}}); !errors.Is(err, repository.ErrNotFound) {
-			t.Errorf("unknown content: err = %v, want ErrNotFound", err)
+		if _, err := s.NewVersion(ctx, r.ID, repository.Change{Add: []int64{1 << 40}}); !errors.Is(err, errdef.ErrNotFound) {
+			t.Errorf("unknown content: err = %v, want errdef.ErrNotFound", err)
 		}
-		if _, err := s.NewVersion(ctx, r.ID, repository.Change{Add: a.ids()[:1], Remove: a.ids()[:1]}); !errors.Is(err, repository.ErrInvalid) {
-			t.Errorf("add and remove the same unit: err = %v, want ErrInvalid", err)
+		if _, err := s.NewVersion(ctx, r.ID, repository.Change{Add: a.ids()[:1], Remove: a.ids()[:1]}); !errors.Is(err, errdef.ErrInvalid) {
+			t.Errorf("add and remove the same unit: err = %v, want errdef.ErrInvalid", err)
 		}
-		if _, err := s.NewVersion(ctx, "no-such-repo", repository.Change{Add: a.ids()}); !errors.Is(err, repository.ErrNotFound) {
-			t.Errorf("unknown repository: err = %v, want ErrNotFound", err)
+		if _, err := s.NewVersion(ctx, "no-such-repo", repository.Change{Add: a.ids()}); !errors.Is(err, errdef.ErrNotFound) {
+			t.Errorf("unknown repository: err = %v, want errdef.ErrNotFound", err)
 		}
 		latest, _ := s.LatestVersion(ctx, r.ID)
 		if latest.Number != 2 {
@@ -320,11 +321,11 @@ func TestListContentFilters(t *testing.T) {
 		if len(seen) != 8 {
 			t.Errorf("pages covered %d units, want 8", len(seen))
 		}
-		if _, _, err := s.ListContent(ctx, repository.ContentFilter{Type: "docker.nope"}); !errors.Is(err, repository.ErrInvalid) {
-			t.Errorf("unknown type: err = %v, want ErrInvalid", err)
+		if _, _, err := s.ListContent(ctx, repository.ContentFilter{Type: "docker.nope"}); !errors.Is(err, errdef.ErrInvalid) {
+			t.Errorf("unknown type: err = %v, want errdef.ErrInvalid", err)
 		}
-		if _, _, err := s.ListContent(ctx, repository.ContentFilter{Page: repository.Page{Offset: -1}}); !errors.Is(err, repository.ErrInvalid) {
-			t.Errorf("negative offset: err = %v, want ErrInvalid", err)
+		if _, _, err := s.ListContent(ctx, repository.ContentFilter{Page: repository.Page{Offset: -1}}); !errors.Is(err, errdef.ErrInvalid) {
+			t.Errorf("negative offset: err = %v, want errdef.ErrInvalid", err)
 		}
 	})
 }
@@ -388,7 +389,7 @@ func TestDeleteVersionKeepsOtherVersions(t *testing.T) {
 					}
 				}
 				checkSummaries(t, s, r.ID, want)
-				if _, err := s.Version(ctx, r.ID, n); !errors.Is(err, repository.ErrNotFound) {
+				if _, err := s.Version(ctx, r.ID, n); !errors.Is(err, errdef.ErrNotFound) {
 					t.Fatalf("deleted version %d still found: %v", n, err)
 				}
 			}
@@ -419,8 +420,8 @@ func TestDeleteVersionKeepsOtherVersions(t *testing.T) {
 			}
 		}
 		r, _ := s.CreateRepository(ctx, "lonely", "")
-		if err := s.DeleteVersion(ctx, r.ID, 0); !errors.Is(err, repository.ErrConflict) {
-			t.Errorf("deleting the only version: err = %v, want ErrConflict", err)
+		if err := s.DeleteVersion(ctx, r.ID, 0); !errors.Is(err, errdef.ErrConflict) {
+			t.Errorf("deleting the only version: err = %v, want errdef.ErrConflict", err)
 		}
 	})
 }
@@ -530,11 +531,11 @@ func TestDeleteReferencedVersionIsConflict(t *testing.T) {
 		if _, err := d.ExecContext(ctx, `INSERT INTO pins (version_id) VALUES (?)`, v.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.DeleteVersion(ctx, r.ID, v.Number); !errors.Is(err, repository.ErrConflict) {
-			t.Errorf("deleting a referenced version: err = %v, want ErrConflict", err)
+		if err := s.DeleteVersion(ctx, r.ID, v.Number); !errors.Is(err, errdef.ErrConflict) {
+			t.Errorf("deleting a referenced version: err = %v, want errdef.ErrConflict", err)
 		}
-		if err := s.DeleteRepository(ctx, r.ID); !errors.Is(err, repository.ErrConflict) {
-			t.Errorf("deleting a repository with a referenced version: err = %v, want ErrConflict", err)
+		if err := s.DeleteRepository(ctx, r.ID); !errors.Is(err, errdef.ErrConflict) {
+			t.Errorf("deleting a repository with a referenced version: err = %v, want errdef.ErrConflict", err)
 		}
 		if got := members(t, s, r.ID, v.Number); len(got) != 4 {
 			t.Errorf("after refused deletes version %d holds %d units, want 4", v.Number, len(got))

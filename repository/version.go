@@ -10,6 +10,7 @@ import (
 	"github.com/uptrace/bun/dialect"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/internal/db"
 )
 
@@ -39,8 +40,8 @@ type Change struct {
 // transaction; it costs O(len(Add)+len(Remove)) when Base is nil.
 //
 // Adding a tag replaces any tag of the same name: a tag name is unique
-// within a version. A unit both added and removed is ErrInvalid; an id that
-// is not a stored unit is ErrNotFound. When the result equals the latest
+// within a version. A unit both added and removed is errdef.ErrInvalid; an id that
+// is not a stored unit is errdef.ErrNotFound. When the result equals the latest
 // version, no version is made and the error is ErrNoChange.
 func (s *Store) NewVersion(ctx context.Context, repoID string, ch Change) (*Version, error) {
 	var out *Version
@@ -88,7 +89,7 @@ func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Vers
 	}
 	for _, id := range add {
 		if inRemove[id] {
-			return nil, 0, fmt.Errorf("%w: content %d is both added and removed", ErrInvalid, id)
+			return nil, 0, errdef.New(errdef.ErrInvalid, "content %d is both added and removed", id)
 		}
 	}
 
@@ -141,7 +142,7 @@ func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Vers
 		for _, id := range add {
 			if t := types[id]; t.name != "" {
 				if other, dup := seen[t.name]; dup {
-					return nil, 0, fmt.Errorf("%w: tag %q is added twice (contents %d and %d)", ErrInvalid, t.name, other, id)
+					return nil, 0, errdef.New(errdef.ErrInvalid, "tag %q is added twice (contents %d and %d)", t.name, other, id)
 				}
 				seen[t.name] = id
 			}
@@ -246,7 +247,7 @@ type unitType struct {
 }
 
 // contentTypes looks up the type and tag name of each id, failing with
-// ErrNotFound for an id that is not stored.
+// errdef.ErrNotFound for an id that is not stored.
 func (s *Store) contentTypes(ctx context.Context, ids []int64) (map[int64]unitType, error) {
 	out := make(map[int64]unitType, len(ids))
 	for start := 0; start < len(ids); start += batch {
@@ -266,7 +267,7 @@ func (s *Store) contentTypes(ctx context.Context, ids []int64) (map[int64]unitTy
 		}
 		for _, id := range chunk {
 			if _, ok := out[id]; !ok {
-				return nil, fmt.Errorf("%w: content %d", ErrNotFound, id)
+				return nil, errdef.New(errdef.ErrNotFound, "content %d", id)
 			}
 		}
 	}
@@ -369,7 +370,7 @@ func (s *Store) ListVersions(ctx context.Context, repoID string, p Page) ([]Vers
 // DeleteVersion deletes version n. Its changes are folded into the next
 // version, so every later version keeps exactly its content; deleting the
 // latest version makes the one before it the latest. The only remaining
-// version cannot be deleted (ErrConflict).
+// version cannot be deleted (errdef.ErrConflict).
 func (s *Store) DeleteVersion(ctx context.Context, repoID string, n int) error {
 	return s.InTx(ctx, func(ctx context.Context, tx *Store) error {
 		repo, err := tx.lockRepository(ctx, repoID)
@@ -386,7 +387,7 @@ func (s *Store) DeleteVersion(ctx context.Context, repoID string, n int) error {
 			return err
 		}
 		if len(numbers) == 1 {
-			return fmt.Errorf("%w: version %d is the only version of repository %q", ErrConflict, n, repo.Name)
+			return errdef.New(errdef.ErrConflict, "version %d is the only version of repository %q", n, repo.Name)
 		}
 		prev, next := -1, -1
 		for _, k := range numbers {
@@ -473,7 +474,7 @@ func (s *Store) DeleteVersion(ctx context.Context, repoID string, n int) error {
 		}
 		_, err = tx.db.NewDelete().Model(v).WherePK().Exec(ctx)
 		if db.IsForeignKeyViolation(err) {
-			return fmt.Errorf("%w: version %d of repository %q is still referenced (a distribution serves it?)", ErrConflict, n, repo.Name)
+			return errdef.New(errdef.ErrConflict, "version %d of repository %q is still referenced (a distribution serves it?)", n, repo.Name)
 		}
 		return err
 	})

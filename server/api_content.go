@@ -10,6 +10,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/repository"
 )
 
@@ -70,7 +71,7 @@ func (s *Server) linkRefs(ctx context.Context, c *repository.Content, out *conte
 			}
 		}
 		child, err := s.repos.ContentByDigest(ctx, typ, ref.ChildDigest)
-		if errors.Is(err, repository.ErrNotFound) {
+		if errors.Is(err, errdef.ErrNotFound) {
 			continue
 		}
 		if err != nil {
@@ -165,7 +166,7 @@ func (s *Server) listContent(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		if _, err := s.repos.Version(r.Context(), p.ref.RepositoryID, p.ref.Number); err != nil {
-			if errors.Is(err, repository.ErrNotFound) {
+			if errors.Is(err, errdef.ErrNotFound) {
 				return fieldError{p.param: {"Invalid hyperlink - Object does not exist."}}
 			}
 			return err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/distribution"
 	"github.com/mooring-dev/mooring/repository"
 )
@@ -99,7 +100,7 @@ func (s *Server) readDistribution(ctx context.Context, r *http.Request, d *distr
 		if *version != "" {
 			id, n := splitVersionKey(*version)
 			v, err := s.repos.Version(ctx, id, n)
-			if errors.Is(err, repository.ErrNotFound) {
+			if errors.Is(err, errdef.ErrNotFound) {
 				return fieldError{"repository_version": {"Invalid hyperlink - Object does not exist."}}
 			}
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/remote"
 	"github.com/mooring-dev/mooring/task"
 )
@@ -133,7 +134,7 @@ func (s *Server) createRemote(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := s.remotes.Create(r.Context(), rm); err != nil {
-		return onField(err, "name", remote.ErrConflict)
+		return onField(err, "name", errdef.ErrConflict)
 	}
 	writeJSON(w, http.StatusCreated, remoteView(rm))
 	return nil
@@ -157,7 +158,7 @@ func (s *Server) updateRemote(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := s.remotes.Update(r.Context(), rm); err != nil {
-		return onField(err, "name", remote.ErrConflict)
+		return onField(err, "name", errdef.ErrConflict)
 	}
 	writeJSON(w, http.StatusOK, remoteView(rm))
 	return nil

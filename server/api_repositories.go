@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/repository"
 )
 
@@ -75,7 +76,7 @@ func (s *Server) createRepository(w http.ResponseWriter, r *http.Request) error 
 	}
 	repo, err := s.repos.CreateRepository(r.Context(), *name, d)
 	if err != nil {
-		return onField(err, "name", repository.ErrConflict, repository.ErrInvalid)
+		return onField(err, "name", errdef.ErrConflict, errdef.ErrInvalid)
 	}
 	writeJSON(w, http.StatusCreated, repositoryView(repo))
 	return nil
@@ -105,7 +106,7 @@ func (s *Server) updateRepository(w http.ResponseWriter, r *http.Request) error 
 	}
 	repo, err := s.repos.UpdateRepository(r.Context(), mux.Vars(r)["id"], u)
 	if err != nil {
-		return onField(err, "name", repository.ErrConflict, repository.ErrInvalid)
+		return onField(err, "name", errdef.ErrConflict, errdef.ErrInvalid)
 	}
 	writeJSON(w, http.StatusOK, repositoryView(repo))
 	return nil

@@ -1,12 +1,14 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/mooring-dev/mooring/content/errdef"
 )
 
 // handlerFunc is what every route runs: it parses, calls the SDK once and
@@ -42,32 +44,14 @@ func (s *Server) renderRESTError(w http.ResponseWriter, r *http.Request, route s
 		writeJSON(w, http.StatusBadRequest, fe)
 		return
 	}
-	m := lookupError(err)
-	detail := m.detail
-	if detail == "" {
-		detail = cleanMessage(err)
-	}
-	switch m.status {
+	status, detail := restStatus(err)
+	switch status {
 	case http.StatusInternalServerError:
 		s.log.Error("api request failed", "route", route, "method", r.Method, "path", r.URL.Path, "err", err)
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="Mooring"`)
 	}
-	writeJSON(w, m.status, map[string]string{"detail": detail})
-}
-
-// cleanMessage is an error's text for a client: the sentinel's prefix
-// ("conflict: ") is dropped, the rest says what and why.
-func cleanMessage(err error) string {
-	msg := err.Error()
-	for _, p := range []string{"conflict: ", "invalid: ", "not found: ", "remote conflict: ", "invalid remote: ",
-		"task state conflict: ", "invalid task request: "} {
-		msg = strings.TrimPrefix(msg, p)
-	}
-	if msg != "" {
-		msg = strings.ToUpper(msg[:1]) + msg[1:]
-	}
-	return msg
+	writeJSON(w, status, map[string]string{"detail": detail})
 }
 
 // registryHandler wraps a registry (pull) API handler: the API version
@@ -83,29 +67,23 @@ func (s *Server) registryHandler(name string, h handlerFunc) http.Handler {
 }
 
 func (s *Server) renderRegistryError(w http.ResponseWriter, r *http.Request, route string, err error) {
-	m := lookupError(err)
-	if m.code == "" {
-		m.code = "UNKNOWN"
-		if m.status < 500 {
-			m.code = "UNSUPPORTED"
-		}
+	if errors.Is(err, context.Canceled) {
+		return // the client has gone
 	}
+	status, code := errdef.Status(err), errdef.RegistryCode(err)
 	msg := err.Error()
-	if m.status >= 500 {
+	if status >= 500 {
 		s.log.Error("registry request failed", "route", route, "method", r.Method, "path", r.URL.Path, "err", err)
 		msg = "internal server error"
 	}
-	if m.status == 499 {
-		return // the client has gone
-	}
-	if m.status == http.StatusUnauthorized {
+	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="Mooring"`)
 	}
-	body, _ := json.Marshal(map[string]any{"errors": []map[string]any{{"code": m.code, "message": msg, "detail": nil}}})
+	body, _ := json.Marshal(map[string]any{"errors": []map[string]any{{"code": code, "message": msg, "detail": nil}}})
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(m.status)
+	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		w.Write(body)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/distribution"
 	"github.com/mooring-dev/mooring/repository"
 )
@@ -47,20 +48,20 @@ type pendingBlob struct {
 // a pinned version, is DENIED.
 func (s *Server) pushTarget(ctx context.Context, name string, create bool) (*repository.Repository, error) {
 	if err := content.ValidateRepositoryName(name); err != nil {
-		return nil, fmt.Errorf("%w: %v", errNameInvalid, err)
+		return nil, fmt.Errorf("%w: %v", errdef.ErrNameInvalid, err)
 	}
 	for attempt := 0; ; attempt++ {
 		d, err := s.dists.ByBasePath(ctx, name)
 		if err == nil {
 			return s.pushable(ctx, d)
 		}
-		if !errors.Is(err, distribution.ErrNameUnknown) || !create {
+		if !errors.Is(err, errdef.ErrNameUnknown) || !create {
 			return nil, err
 		}
 		repo, err := s.repos.RepositoryByName(ctx, name)
-		if errors.Is(err, repository.ErrNotFound) {
+		if errors.Is(err, errdef.ErrNotFound) {
 			repo, err = s.createPushRepository(ctx, name)
-			if errors.Is(err, repository.ErrConflict) && attempt < 20 {
+			if errors.Is(err, errdef.ErrConflict) && attempt < 20 {
 				continue // created meanwhile by a concurrent push
 			}
 		}
@@ -70,21 +71,21 @@ func (s *Server) pushTarget(ctx context.Context, name string, create bool) (*rep
 		if ok, err := s.isPushRepository(ctx, repo.ID); err != nil {
 			return nil, err
 		} else if !ok {
-			return nil, fmt.Errorf("%w: repository %q exists and was not created by a push", errDenied, name)
+			return nil, fmt.Errorf("%w: repository %q exists and was not created by a push", errdef.ErrRegistryDenied, name)
 		}
 		err = s.dists.Create(ctx, &distribution.Distribution{Name: name, BasePath: name, RepositoryID: &repo.ID})
 		if err == nil {
 			s.registry.Forget(name)
 			return repo, nil
 		}
-		var fe *distribution.FieldError
-		if errors.As(err, &fe) && errors.Is(err, distribution.ErrConflict) {
+		var fe *errdef.FieldError
+		if errors.As(err, &fe) && errors.Is(err, errdef.ErrConflict) {
 			if attempt < 20 {
 				if _, again := s.dists.ByBasePath(ctx, name); again == nil {
 					continue
 				}
 			}
-			return nil, fmt.Errorf("%w: cannot serve %q: %s", errDenied, name, fe.Message)
+			return nil, fmt.Errorf("%w: cannot serve %q: %s", errdef.ErrRegistryDenied, name, fe.Message)
 		}
 		return nil, err
 	}
@@ -94,14 +95,14 @@ func (s *Server) pushTarget(ctx context.Context, name string, create bool) (*rep
 // repository.
 func (s *Server) pushable(ctx context.Context, d *distribution.Distribution) (*repository.Repository, error) {
 	if d.RepositoryID == nil {
-		return nil, fmt.Errorf("%w: %s serves a fixed repository version", errDenied, d.BasePath)
+		return nil, fmt.Errorf("%w: %s serves a fixed repository version", errdef.ErrRegistryDenied, d.BasePath)
 	}
 	ok, err := s.isPushRepository(ctx, *d.RepositoryID)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: %s serves a repository that is not a push repository (a synced one?)", errDenied, d.BasePath)
+		return nil, fmt.Errorf("%w: %s serves a repository that is not a push repository (a synced one?)", errdef.ErrRegistryDenied, d.BasePath)
 	}
 	return s.repos.Repository(ctx, *d.RepositoryID)
 }

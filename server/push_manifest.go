@@ -16,7 +16,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/mooring-dev/mooring/content"
-	"github.com/mooring-dev/mooring/distribution"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/repository"
 )
 
@@ -38,13 +38,13 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request) error {
 		}
 	} else {
 		if err := content.ValidateTagName(ref); err != nil {
-			return fmt.Errorf("%w: %v", errTagInvalid, err)
+			return fmt.Errorf("%w: %v", errdef.ErrTagInvalid, err)
 		}
 		tags = append(tags, ref)
 	}
 	for _, t := range r.URL.Query()["tag"] {
 		if err := content.ValidateTagName(t); err != nil {
-			return fmt.Errorf("%w: %v", errTagInvalid, err)
+			return fmt.Errorf("%w: %v", errdef.ErrTagInvalid, err)
 		}
 		tags = append(tags, t)
 	}
@@ -55,12 +55,12 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request) error {
 	doc, err := content.ParseDigest(r.Header.Get("Content-Type"), raw, want)
 	if err != nil {
 		if errors.Is(err, content.ErrDigestMismatch) {
-			return fmt.Errorf("%w: %v", errDigestInvalid, err)
+			return fmt.Errorf("%w: %v", errdef.ErrDigestInvalid, err)
 		}
 		if errors.Is(err, content.ErrTooLarge) {
-			return fmt.Errorf("%w: %v", errManifestTooLarge, err)
+			return fmt.Errorf("%w: %v", errdef.ErrManifestTooLarge, err)
 		}
-		return fmt.Errorf("%w: %v", errManifestInvalid, err)
+		return fmt.Errorf("%w: %v", errdef.ErrManifestInvalid, err)
 	}
 	repo, err := s.pushTarget(ctx, name, true)
 	if err != nil {
@@ -88,7 +88,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 			if !ok {
-				return fmt.Errorf("%w: %s", errManifestBlobUnknown, b.Digest)
+				return fmt.Errorf("%w: %s", errdef.ErrManifestBlobUnknown, b.Digest)
 			}
 			if b.Size < 0 {
 				info, err := s.blobs.Stat(ctx, b.Digest)
@@ -114,7 +114,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request) error {
 				}
 			}
 			if !found {
-				return fmt.Errorf("%w: child manifest %s is not in the repository", errManifestBlobUnknown, child.Digest)
+				return fmt.Errorf("%w: child manifest %s is not in the repository", errdef.ErrManifestBlobUnknown, child.Digest)
 			}
 		}
 	}
@@ -178,7 +178,7 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	unknown := fmt.Errorf("%w: %s:%s", distribution.ErrManifestUnknown, name, ref)
+	unknown := errdef.New(errdef.ErrManifestUnknown, "%s:%s", name, ref)
 	var remove []int64
 	if d, perr := digest.Parse(ref); perr == nil {
 		units, err := s.inVersion(ctx, repo, d)
@@ -192,7 +192,7 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request) error {
 		}
 	} else {
 		if content.ValidateTagName(ref) != nil {
-			return fmt.Errorf("%w: %s", errTagInvalid, ref)
+			return fmt.Errorf("%w: %s", errdef.ErrTagInvalid, ref)
 		}
 		units, _, err := s.repos.ListContent(ctx, repository.ContentFilter{
 			In:   &repository.VersionRef{RepositoryID: repo.ID, Number: repo.LatestVersion},
@@ -250,7 +250,7 @@ func (s *Server) deleteBlob(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if n == 0 && len(remove) == 0 {
-		return fmt.Errorf("%w: %s", distribution.ErrBlobUnknown, d)
+		return errdef.New(errdef.ErrBlobUnknown, "%s", d)
 	}
 	if len(remove) > 0 {
 		if err := s.newPushVersion(ctx, name, repo, repository.Change{Remove: remove}); err != nil {
@@ -276,7 +276,7 @@ func (s *Server) getReferrers(w http.ResponseWriter, r *http.Request) error {
 	filter := r.URL.Query().Get("artifactType")
 	descs := []ocispec.Descriptor{}
 	v, err := s.registry.Resolve(ctx, name)
-	if err != nil && !errors.Is(err, distribution.ErrNameUnknown) {
+	if err != nil && !errors.Is(err, errdef.ErrNameUnknown) {
 		return err
 	}
 	if err == nil {

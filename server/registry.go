@@ -14,7 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/mooring-dev/mooring/content"
-	"github.com/mooring-dev/mooring/distribution"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/storage"
 )
 
@@ -38,7 +38,7 @@ func listParams(r *http.Request) (n int, last string, err error) {
 	if s := q.Get("n"); s != "" {
 		n, err = strconv.Atoi(s)
 		if err != nil || n < 0 {
-			return 0, "", fmt.Errorf("%w: n must be a whole number", errPaginationInvalid)
+			return 0, "", fmt.Errorf("%w: n must be a whole number", errdef.ErrPaginationInvalid)
 		}
 		n = min(n, maxList)
 	}
@@ -147,7 +147,7 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request) error {
 		// digest pins bytes, so it is served whatever Accept says.
 		if _, notDigest := digest.Parse(ref); notDigest != nil { // a tag
 			if m.Type != content.TypeManifestList {
-				return fmt.Errorf("%w: %s is %s, which the Accept header does not allow", distribution.ErrManifestUnknown, ref, m.MediaType)
+				return errdef.New(errdef.ErrManifestUnknown, "%s is %s, which the Accept header does not allow", ref, m.MediaType)
 			}
 			if m, err = s.registry.PlatformManifest(ctx, v, m, "linux", "amd64", accept); err != nil {
 				return err
@@ -181,7 +181,7 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	d, err := digest.Parse(mux.Vars(r)["digest"])
 	if err != nil {
-		return fmt.Errorf("%w: %v", errDigestInvalid, err)
+		return fmt.Errorf("%w: %v", errdef.ErrDigestInvalid, err)
 	}
 	v, err := s.registry.Resolve(ctx, mux.Vars(r)["name"])
 	if err != nil {
@@ -206,8 +206,8 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
 			u, err = s.redirect.RedirectURL(ctx, d, s.expiry)
 		}
 		if err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				return fmt.Errorf("%w: %s (in the repository version but not in storage)", distribution.ErrBlobUnknown, d)
+			if errors.Is(err, errdef.ErrNotFound) {
+				return errdef.New(errdef.ErrBlobUnknown, "%s (in the repository version but not in storage)", d)
 			}
 			return err
 		}
@@ -276,12 +276,12 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) error {
 			if i := strings.LastIndex(p, op); i > len("/v2/") {
 				name := p[len("/v2/"):i]
 				if err := content.ValidateRepositoryName(name); err != nil {
-					return fmt.Errorf("%w: %v", errNameInvalid, err)
+					return fmt.Errorf("%w: %v", errdef.ErrNameInvalid, err)
 				}
 				if op == "/blobs/" {
-					return fmt.Errorf("%w: %q", errDigestInvalid, p[i+len(op):])
+					return fmt.Errorf("%w: %q", errdef.ErrDigestInvalid, p[i+len(op):])
 				}
-				return fmt.Errorf("%w: %s", distribution.ErrManifestUnknown, p[i+len(op):])
+				return errdef.New(errdef.ErrManifestUnknown, "%s", p[i+len(op):])
 			}
 		}
 		return errNotFoundRegistry

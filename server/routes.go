@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
+	"github.com/mooring-dev/mooring/content/errdef"
 )
 
 // route is one named endpoint: path template, methods, handler.
@@ -102,7 +103,7 @@ func (s *Server) apiRouter() http.Handler {
 		return errNotFound
 	})
 	r.MethodNotAllowedHandler = s.restHandler("method-not-allowed", func(_ http.ResponseWriter, r *http.Request) error {
-		return &detailError{errMethodNotAllowed, `Method "` + r.Method + `" not allowed.`}
+		return errdef.New(errdef.ErrRegistryUnsupported, `Method "%s" not allowed.`, r.Method)
 	})
 	return r
 }
@@ -115,19 +116,10 @@ func (s *Server) contentRouter() http.Handler {
 	}
 	r.NotFoundHandler = s.registryHandler("not-found", s.unmatched)
 	r.MethodNotAllowedHandler = s.registryHandler("method-not-allowed", func(_ http.ResponseWriter, r *http.Request) error {
-		return &detailError{errUnsupported, "method " + r.Method + " is not supported on " + r.URL.Path}
+		return errdef.New(errdef.ErrRegistryUnsupported, "method %s is not supported on %s", r.Method, r.URL.Path)
 	})
 	return r
 }
-
-// detailError carries the message a client sees for a table sentinel.
-type detailError struct {
-	err    error
-	detail string
-}
-
-func (e *detailError) Error() string { return e.detail }
-func (e *detailError) Unwrap() error { return e.err }
 
 func (s *Server) bind(h func(*Server, http.ResponseWriter, *http.Request) error) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error { return h(s, w, r) }

@@ -18,6 +18,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/repository"
 	"github.com/mooring-dev/mooring/storage"
 )
@@ -41,7 +42,7 @@ const DefaultUploadTimeout = time.Hour
 func (s *Server) uploader() (storage.Uploader, error) {
 	u, ok := s.blobs.(storage.Uploader)
 	if !ok {
-		return nil, &detailError{errUnsupported, "the blob store does not take uploads"}
+		return nil, errdef.New(errdef.ErrRegistryUnsupported, "the blob store does not take uploads")
 	}
 	return u, nil
 }
@@ -146,7 +147,7 @@ func (s *Server) putMonolithic(w http.ResponseWriter, r *http.Request, name stri
 		return err
 	}
 	if size >= 0 && info.Size != size {
-		return fmt.Errorf("%w: blob %s has %d bytes, the request sent %d", errSizeInvalid, d, info.Size, size)
+		return fmt.Errorf("%w: blob %s has %d bytes, the request sent %d", errdef.ErrSizeInvalid, d, info.Size, size)
 	}
 	if err := s.addPending(ctx, repo.ID, d, info.Size); err != nil {
 		return err
@@ -174,7 +175,7 @@ func writeUploadHeaders(w http.ResponseWriter, name, id string, size int64) {
 func parseDigest(s string) (digest.Digest, error) {
 	d := digest.Digest(s)
 	if err := storage.ValidateDigest(d); err != nil {
-		return "", fmt.Errorf("%w: %v", errDigestInvalid, err)
+		return "", fmt.Errorf("%w: %v", errdef.ErrDigestInvalid, err)
 	}
 	return d, nil
 }
@@ -188,7 +189,7 @@ func (s *Server) findUpload(r *http.Request) (string, *upload, error) {
 	ctx := r.Context()
 	name := mux.Vars(r)["name"]
 	id := mux.Vars(r)["uuid"]
-	unknown := fmt.Errorf("%w: %s", errBlobUploadUnknown, id)
+	unknown := fmt.Errorf("%w: %s", errdef.ErrBlobUploadUnknown, id)
 	if storage.ValidateUploadID(id) != nil {
 		return "", nil, unknown
 	}
@@ -223,7 +224,7 @@ func contentRange(r *http.Request) (start, end int64, ok bool, err error) {
 	start, err1 := strconv.ParseInt(a, 10, 64)
 	end, err2 := strconv.ParseInt(b, 10, 64)
 	if !found || err1 != nil || err2 != nil || start < 0 || end < start-1 {
-		return 0, 0, false, fmt.Errorf("%w: Content-Range %q", errRangeInvalid, v)
+		return 0, 0, false, fmt.Errorf("%w: Content-Range %q", errdef.ErrBlobUploadInvalid, v)
 	}
 	return start, end, true, nil
 }
@@ -244,14 +245,14 @@ func (s *Server) appendChunk(w http.ResponseWriter, r *http.Request, name string
 	if ok {
 		offset = start
 		if r.ContentLength >= 0 && r.ContentLength != end-start+1 {
-			return 0, fmt.Errorf("%w: Content-Range %d-%d is %d bytes, Content-Length is %d", errRangeInvalid, start, end, end-start+1, r.ContentLength)
+			return 0, fmt.Errorf("%w: Content-Range %d-%d is %d bytes, Content-Length is %d", errdef.ErrBlobUploadInvalid, start, end, end-start+1, r.ContentLength)
 		}
 	}
 	size, err := u.AppendUpload(ctx, up.ID, offset, r.Body)
 	var oe *storage.OffsetError
 	if errors.As(err, &oe) {
 		writeUploadHeaders(w, name, up.ID, oe.Size)
-		return size, fmt.Errorf("%w: the upload holds %d bytes, the chunk starts at %d", errRangeInvalid, oe.Size, oe.Offset)
+		return size, fmt.Errorf("%w: the upload holds %d bytes, the chunk starts at %d", errdef.ErrBlobUploadInvalid, oe.Size, oe.Offset)
 	}
 	if err != nil {
 		return size, err

@@ -15,7 +15,7 @@ import (
 type Redirector interface {
 	// RedirectURL returns a URL from which a plain HTTP GET, needing no
 	// credentials, reads blob d for at least expiry from now. The URL is a
-	// bearer secret for that time. It returns an error wrapping ErrNotFound
+	// bearer secret for that time. It returns an error wrapping errdef.ErrNotFound
 	// if d is not stored, and ErrInvalidDigest if d is malformed.
 	RedirectURL(ctx context.Context, d digest.Digest, expiry time.Duration) (string, error)
 }

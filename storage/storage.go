@@ -13,7 +13,6 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -23,6 +22,7 @@ import (
 	_ "crypto/sha256"
 	_ "crypto/sha512"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -38,7 +38,7 @@ type Info struct {
 
 // Stater reports on a stored blob.
 type Stater interface {
-	// Stat describes blob d. It returns an error wrapping ErrNotFound if d is
+	// Stat describes blob d. It returns an error wrapping errdef.ErrNotFound if d is
 	// not stored.
 	Stat(ctx context.Context, d digest.Digest) (Info, error)
 }
@@ -47,7 +47,7 @@ type Stater interface {
 type Opener interface {
 	// Open returns a reader of blob d positioned at offset 0; Seek gives
 	// ranged reads. The caller closes it. It returns an error wrapping
-	// ErrNotFound if d is not stored.
+	// errdef.ErrNotFound if d is not stored.
 	//
 	// For the filesystem driver the reader is the *os.File itself, so that
 	// net/http can use sendfile when it is passed to http.ServeContent.
@@ -78,7 +78,7 @@ type Putter interface {
 
 // Deleter removes blobs.
 type Deleter interface {
-	// Delete removes blob d. It returns an error wrapping ErrNotFound if d
+	// Delete removes blob d. It returns an error wrapping errdef.ErrNotFound if d
 	// is not stored. Readers that already opened d may go on reading it.
 	Delete(ctx context.Context, d digest.Digest) error
 }
@@ -102,17 +102,17 @@ type Driver interface {
 }
 
 // Errors returned by drivers, wrapped (usually in an *Error) with the digest
-// that failed; test for them with errors.Is.
+// that failed; test for them with errors.Is. errdef.ErrNotFound means no
+// blob is stored under the digest. The others are cases of errdef's
+// registry codes, so a server answers them without a table of its own.
 var (
-	// ErrNotFound: no blob is stored under the digest.
-	ErrNotFound = errors.New("blob not found")
 	// ErrDigestMismatch: the bytes do not hash to the digest they were put under.
-	ErrDigestMismatch = errors.New("digest mismatch")
+	ErrDigestMismatch = errdef.New(errdef.ErrDigestInvalid, "digest mismatch")
 	// ErrSizeMismatch: the bytes are not as long as the size they were put with.
-	ErrSizeMismatch = errors.New("size mismatch")
+	ErrSizeMismatch = errdef.New(errdef.ErrSizeInvalid, "size mismatch")
 	// ErrInvalidDigest: the digest is malformed or its algorithm is neither
 	// sha256 nor sha512.
-	ErrInvalidDigest = errors.New("invalid digest")
+	ErrInvalidDigest = errdef.New(errdef.ErrDigestInvalid, "invalid digest")
 )
 
 // Error records the operation and digest of a failed driver call. Err is the

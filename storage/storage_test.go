@@ -11,6 +11,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/storage"
 )
 
@@ -96,8 +97,8 @@ func TestCopyCanceled(t *testing.T) {
 }
 
 func ExampleError() {
-	err := error(&storage.Error{Op: "stat", Digest: "sha256:" + digest.Digest(strings.Repeat("0", 64)), Err: storage.ErrNotFound})
-	fmt.Println(errors.Is(err, storage.ErrNotFound))
+	err := error(&storage.Error{Op: "stat", Digest: "sha256:" + digest.Digest(strings.Repeat("0", 64)), Err: errdef.ErrNotFound})
+	fmt.Println(errors.Is(err, errdef.ErrNotFound))
 	var se *storage.Error
 	if errors.As(err, &se) {
 		fmt.Println(se.Op)

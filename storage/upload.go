@@ -2,11 +2,11 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -45,11 +45,11 @@ type Uploader interface {
 
 // ErrUploadOffset: an append did not start at the end of the upload (the
 // distribution spec answers 416 Requested Range Not Satisfiable).
-var ErrUploadOffset = errors.New("upload offset mismatch")
+var ErrUploadOffset = errdef.New(errdef.ErrBlobUploadInvalid, "upload offset mismatch")
 
 // ErrInvalidUploadID: an upload id is not 1 to 64 characters of letters,
 // digits, '-' and '_'.
-var ErrInvalidUploadID = errors.New("invalid upload id")
+var ErrInvalidUploadID = errdef.New(errdef.ErrInvalid, "invalid upload id")
 
 // OffsetError is the error AppendUpload returns when offset is not the
 // upload's size. It wraps ErrUploadOffset.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
 )
@@ -160,7 +161,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.started = true
 	r.mu.Unlock()
 	if started {
-		return fmt.Errorf("%w: Runner.Run called twice", ErrConflict)
+		return errdef.New(errdef.ErrConflict, "Runner.Run called twice")
 	}
 
 	// Known to this process before the row exists, so a concurrent reaper

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/internal/dbtest"
 	"github.com/mooring-dev/mooring/task"
 )
@@ -385,7 +386,7 @@ func TestCancelRunning(t *testing.T) {
 		}
 		waitFinished(t, s, tk.ID)
 		_, err = s.Cancel(ctx, tk.ID)
-		wantErr(t, err, task.ErrConflict)
+		wantErr(t, err, errdef.ErrConflict)
 		if got, _ := s.Get(ctx, tk.ID); got.State != task.StateCompleted {
 			t.Errorf("canceling a completed task changed it to %s", got.State)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/uptrace/bun"
 )
 
@@ -127,23 +128,23 @@ func mustJSON(v any) string {
 // task and no running task shares any of its resources.
 func (s *Store) Enqueue(ctx context.Context, spec Spec) (*Task, error) {
 	if spec.Name == "" {
-		return nil, fmt.Errorf("%w: empty task name", ErrInvalid)
+		return nil, errdef.New(errdef.ErrInvalid, "empty task name")
 	}
 	if len(spec.Name) > 255 {
-		return nil, fmt.Errorf("%w: task name longer than 255 bytes", ErrInvalid)
+		return nil, errdef.New(errdef.ErrInvalid, "task name longer than 255 bytes")
 	}
 	args, err := encodeArgs(spec.Args)
 	if err != nil {
-		return nil, fmt.Errorf("%w: task %q args: %v", ErrInvalid, spec.Name, err)
+		return nil, errdef.New(errdef.ErrInvalid, "task %q args: %v", spec.Name, err)
 	}
 	resources := make([]string, 0, len(spec.Resources))
 	seen := make(map[string]bool, len(spec.Resources))
 	for _, r := range spec.Resources {
 		switch {
 		case r == "":
-			return nil, fmt.Errorf("%w: task %q: empty resource", ErrInvalid, spec.Name)
+			return nil, errdef.New(errdef.ErrInvalid, "task %q: empty resource", spec.Name)
 		case len(r) > maxResourceLen:
-			return nil, fmt.Errorf("%w: task %q: resource longer than %d bytes", ErrInvalid, spec.Name, maxResourceLen)
+			return nil, errdef.New(errdef.ErrInvalid, "task %q: resource longer than %d bytes", spec.Name, maxResourceLen)
 		case !seen[r]:
 			seen[r] = true
 			resources = append(resources, r)
@@ -206,7 +207,7 @@ func encodeArgs(v any) (json.RawMessage, error) {
 	return json.RawMessage(b), err
 }
 
-// Get returns the task with the given ID, or an error wrapping ErrNotFound.
+// Get returns the task with the given ID, or an error wrapping errdef.ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (*Task, error) {
 	return get(ctx, s.db, id)
 }
@@ -215,7 +216,7 @@ func get(ctx context.Context, db bun.IDB, id string) (*Task, error) {
 	var row taskRow
 	err := db.NewSelect().Model(&row).Where("id = ?", id).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return nil, errdef.New(errdef.ErrNotFound, "%s", id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get task %s: %w", id, err)
@@ -227,10 +228,10 @@ func get(ctx context.Context, db bun.IDB, id string) (*Task, error) {
 // all (ignoring Limit and Offset).
 func (s *Store) List(ctx context.Context, f Filter) ([]Task, int, error) {
 	if f.State != "" && !f.State.Valid() {
-		return nil, 0, fmt.Errorf("%w: unknown task state %q", ErrInvalid, f.State)
+		return nil, 0, errdef.New(errdef.ErrInvalid, "unknown task state %q", f.State)
 	}
 	if f.Limit < 0 || f.Offset < 0 {
-		return nil, 0, fmt.Errorf("%w: negative limit or offset", ErrInvalid)
+		return nil, 0, errdef.New(errdef.ErrInvalid, "negative limit or offset")
 	}
 	var rows []taskRow
 	q := s.db.NewSelect().Model(&rows).OrderExpr("seq DESC")
@@ -270,7 +271,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Task, int, error) {
 // ErrCanceled (within about a second when it runs in another process) and
 // the task ends canceled unless the handler returns nil first, in which case
 // it completed. Cancel returns the task as it is after the request; a
-// finished task yields an error wrapping ErrConflict.
+// finished task yields an error wrapping errdef.ErrConflict.
 func (s *Store) Cancel(ctx context.Context, id string) (*Task, error) {
 	var running bool
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -299,15 +300,15 @@ func (s *Store) Cancel(ctx context.Context, id string) (*Task, error) {
 		var st State
 		err = tx.QueryRowContext(ctx, "SELECT state FROM tasks WHERE id = ?", id).Scan(&st)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: %s", ErrNotFound, id)
+			return errdef.New(errdef.ErrNotFound, "%s", id)
 		}
 		if err != nil {
 			return err
 		}
-		return fmt.Errorf("%w: task %s is already %s", ErrConflict, id, st)
+		return errdef.New(errdef.ErrConflict, "task %s is already %s", id, st)
 	})
 	if err != nil {
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
+		if errors.Is(err, errdef.ErrNotFound) || errors.Is(err, errdef.ErrConflict) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("cancel task %s: %w", id, err)

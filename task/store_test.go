@@ -9,6 +9,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/internal/dbtest"
 	"github.com/mooring-dev/mooring/task"
 )
@@ -78,9 +79,9 @@ func TestEnqueueGetList(t *testing.T) {
 		}
 
 		_, err = s.Get(ctx, "00000000-0000-0000-0000-000000000000")
-		wantErr(t, err, task.ErrNotFound)
+		wantErr(t, err, errdef.ErrNotFound)
 		_, _, err = s.List(ctx, task.Filter{State: "sleeping"})
-		wantErr(t, err, task.ErrInvalid)
+		wantErr(t, err, errdef.ErrInvalid)
 		for _, bad := range []task.Spec{
 			{},
 			{Name: "sync", Resources: []string{""}},
@@ -88,7 +89,7 @@ func TestEnqueueGetList(t *testing.T) {
 			{Name: "sync", Args: func() {}},
 		} {
 			_, err := s.Enqueue(ctx, bad)
-			wantErr(t, err, task.ErrInvalid)
+			wantErr(t, err, errdef.ErrInvalid)
 		}
 	})
 }
@@ -111,7 +112,7 @@ func TestEnqueueInTransaction(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = s.Get(ctx, id)
-		wantErr(t, err, task.ErrNotFound)
+		wantErr(t, err, errdef.ErrNotFound)
 	})
 }
 
@@ -135,9 +136,9 @@ func TestCancelWaiting(t *testing.T) {
 			t.Errorf("canceled waiting task = %+v", got)
 		}
 		_, err = s.Cancel(ctx, first.ID)
-		wantErr(t, err, task.ErrConflict)
+		wantErr(t, err, errdef.ErrConflict)
 		_, err = s.Cancel(ctx, "no-such-task")
-		wantErr(t, err, task.ErrNotFound)
+		wantErr(t, err, errdef.ErrNotFound)
 
 		// The canceled task no longer holds the resource: the next one runs.
 		r := task.NewRunner(d, fast(1))

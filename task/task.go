@@ -33,17 +33,12 @@ import (
 	mooringdb "github.com/mooring-dev/mooring/internal/db"
 )
 
-// Errors returned by this package, wrapped with the task or value at fault.
-var (
-	// ErrNotFound means no task has the given ID.
-	ErrNotFound = errors.New("task not found")
-	// ErrConflict means the task's state does not allow the operation, such
-	// as canceling a task that has already finished.
-	ErrConflict = errors.New("task state conflict")
-	// ErrInvalid means an argument was malformed: an empty task name or
-	// resource, arguments that do not encode as JSON, an unknown state.
-	ErrInvalid = errors.New("invalid task request")
-)
+// Errors returned by this package wrap errdef's sentinels with the task or
+// value at fault: errdef.ErrNotFound means no task has the given ID;
+// errdef.ErrConflict means the task's state does not allow the operation,
+// such as canceling a task that has already finished; errdef.ErrInvalid
+// means an argument was malformed: an empty task name or resource,
+// arguments that do not encode as JSON, an unknown state.
 
 // Causes a handler's context is canceled with; read them with
 // context.Cause(ctx).

@@ -11,6 +11,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/storage"
 	"github.com/mooring-dev/mooring/storage/filesystem"
 )
@@ -41,7 +42,7 @@ func Example() {
 	err = blobs.Put(ctx, bad, int64(len(data)), strings.NewReader(data))
 	fmt.Println(errors.Is(err, storage.ErrDigestMismatch))
 	_, err = blobs.Stat(ctx, bad)
-	fmt.Println(errors.Is(err, storage.ErrNotFound))
+	fmt.Println(errors.Is(err, errdef.ErrNotFound))
 	// Output:
 	// "registry"
 	// true

@@ -24,6 +24,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/storage"
 )
 
@@ -117,7 +118,7 @@ func (d *Driver) Stat(ctx context.Context, dgst digest.Digest) (storage.Info, er
 		return storage.Info{}, opError("stat", dgst, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return storage.Info{}, opError("stat", dgst, storage.ErrNotFound)
+		return storage.Info{}, opError("stat", dgst, errdef.ErrNotFound)
 	}
 	return storage.Info{Digest: dgst, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
@@ -296,10 +297,10 @@ func check(ctx context.Context, dgst digest.Digest) error {
 }
 
 // opError wraps err in a *storage.Error, turning "file does not exist" into
-// storage.ErrNotFound so that callers need not know about files.
+// errdef.ErrNotFound so that callers need not know about files.
 func opError(op string, dgst digest.Digest, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
-		err = storage.ErrNotFound
+		err = errdef.ErrNotFound
 	}
 	return &storage.Error{Op: op, Digest: dgst, Err: err}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/storage"
 	"github.com/mooring-dev/mooring/storage/filesystem"
 	"github.com/mooring-dev/mooring/storage/storagetest"
@@ -94,7 +95,7 @@ func TestCrashLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := d.Stat(t.Context(), dgst); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := d.Stat(t.Context(), dgst); !errors.Is(err, errdef.ErrNotFound) {
 		t.Errorf("Stat of a blob only in tmp = %v, want ErrNotFound", err)
 	}
 	if got := list(t, d); len(got) != 0 {
@@ -149,7 +150,7 @@ func TestListSkipsStrays(t *testing.T) {
 		t.Errorf("List = %v, want [%s]", got, good)
 	}
 	dirBlob := digest.NewDigestFromEncoded(digest.SHA256, other)
-	if _, err := d.Stat(t.Context(), dirBlob); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := d.Stat(t.Context(), dirBlob); !errors.Is(err, errdef.ErrNotFound) {
 		t.Errorf("Stat of a directory named like a blob = %v, want ErrNotFound", err)
 	}
 }

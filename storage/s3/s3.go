@@ -44,6 +44,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/storage"
 )
 
@@ -199,7 +200,7 @@ func (d *Driver) Stat(ctx context.Context, dgst digest.Digest) (storage.Info, er
 //
 // The reader makes its requests with ctx, which must stay live while it is
 // read. A reader that is never read makes no GET. If the blob is deleted
-// after Open, a later GET fails with an error wrapping storage.ErrNotFound.
+// after Open, a later GET fails with an error wrapping errdef.ErrNotFound.
 func (d *Driver) Open(ctx context.Context, dgst digest.Digest) (io.ReadSeekCloser, error) {
 	info, err := d.Stat(ctx, dgst)
 	if err != nil {
@@ -559,10 +560,10 @@ func isNotFound(err error) bool {
 }
 
 // opError wraps err in a *storage.Error, turning S3's "no such key" into
-// storage.ErrNotFound so that callers need not know about S3.
+// errdef.ErrNotFound so that callers need not know about S3.
 func opError(op string, dgst digest.Digest, err error) error {
 	if isNotFound(err) {
-		err = storage.ErrNotFound
+		err = errdef.ErrNotFound
 	}
 	return &storage.Error{Op: op, Digest: dgst, Err: err}
 }

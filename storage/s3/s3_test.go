@@ -21,6 +21,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/storage"
 	"github.com/mooring-dev/mooring/storage/s3"
 	"github.com/mooring-dev/mooring/storage/s3/s3test"
@@ -159,7 +160,7 @@ func TestFailedMultipartLeavesNothing(t *testing.T) {
 	if len(objects) != 0 || len(uploads) != 0 {
 		t.Errorf("after failed puts the bucket holds %v and uploads %v, want nothing", objects, uploads)
 	}
-	if _, err := d.Stat(t.Context(), dgst); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := d.Stat(t.Context(), dgst); !errors.Is(err, errdef.ErrNotFound) {
 		t.Errorf("Stat after failed puts = %v, want ErrNotFound", err)
 	}
 	// The blob still goes in, and only it is left.
@@ -269,7 +270,7 @@ func TestOpenAfterClose(t *testing.T) {
 	if err := d.Delete(t.Context(), dgst); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rc.Read(make([]byte, 1)); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := rc.Read(make([]byte, 1)); !errors.Is(err, errdef.ErrNotFound) {
 		t.Errorf("Read of a blob deleted after Open = %v, want ErrNotFound", err)
 	}
 }
@@ -301,7 +302,7 @@ func TestRedirectURL(t *testing.T) {
 	}
 
 	missing := digest.SHA256.FromString("missing")
-	if _, err := r.RedirectURL(t.Context(), missing, time.Minute); !errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), string(missing)) {
+	if _, err := r.RedirectURL(t.Context(), missing, time.Minute); !errors.Is(err, errdef.ErrNotFound) || !strings.Contains(err.Error(), string(missing)) {
 		t.Errorf("RedirectURL of a missing blob = %v, want ErrNotFound naming it", err)
 	}
 	if _, err := r.RedirectURL(t.Context(), "sha256:nope", time.Minute); !errors.Is(err, storage.ErrInvalidDigest) {

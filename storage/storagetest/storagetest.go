@@ -29,6 +29,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/storage"
 )
 
@@ -594,10 +595,10 @@ func assertAbsent(t *testing.T, d storage.Driver, dgst digest.Digest) {
 	}
 }
 
-// checkNotFound checks that err wraps storage.ErrNotFound and names dgst.
+// checkNotFound checks that err wraps errdef.ErrNotFound and names dgst.
 func checkNotFound(t *testing.T, op string, dgst digest.Digest, err error) {
 	t.Helper()
-	if !errors.Is(err, storage.ErrNotFound) {
+	if !errors.Is(err, errdef.ErrNotFound) {
 		t.Errorf("%s %s = %v, want ErrNotFound", op, dgst, err)
 		return
 	}

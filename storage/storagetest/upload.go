@@ -10,6 +10,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/storage"
 )
 
@@ -45,7 +46,7 @@ func RunUploads(t *testing.T, newDriver func(t *testing.T) UploadDriver, reopen 
 				t.Fatalf("append %d: size %d, %v; want %d", i, n, err, end)
 			}
 		}
-		if _, err := d.Stat(ctx, c.Digest(digest.SHA256)); !errors.Is(err, storage.ErrNotFound) {
+		if _, err := d.Stat(ctx, c.Digest(digest.SHA256)); !errors.Is(err, errdef.ErrNotFound) {
 			t.Fatalf("blob visible before commit: %v", err)
 		}
 		d2 := reopen(t, d)
@@ -96,7 +97,7 @@ func RunUploads(t *testing.T, newDriver func(t *testing.T) UploadDriver, reopen 
 			t.Fatalf("commit with another size: %v, want ErrSizeMismatch", err)
 		}
 		for _, dg := range []digest.Digest{other, c.Digest(digest.SHA256)} {
-			if _, err := d.Stat(ctx, dg); !errors.Is(err, storage.ErrNotFound) {
+			if _, err := d.Stat(ctx, dg); !errors.Is(err, errdef.ErrNotFound) {
 				t.Fatalf("%s visible after a failed commit: %v", dg, err)
 			}
 		}
