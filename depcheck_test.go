@@ -16,20 +16,20 @@ var layer = map[string]int{
 	// serves storage/s3/s3test (layer 0) as well as internal/regtest.
 	"internal/testproc": -1,
 	// The error vocabulary every package wraps: imports nothing of Mooring.
-	"content/errdef": -2,
-	"content":           0,
-	"storage":           0,
-	"internal/db":       0,
-	"internal/dbtest":   1,
-	"repository":        1,
-	"remote":            2,
-	"task":              2,
-	"distribution":      2,
-	"internal/regtest":  2,
-	"server":            3,
-	"examples":          4,
-	"bench":             4,
-	"":                  5, // the module root: this test
+	"content/errdef":   -2,
+	"content":          0,
+	"storage":          0,
+	"internal/db":      0,
+	"internal/dbtest":  1,
+	"repository":       1,
+	"remote":           2,
+	"task":             2,
+	"distribution":     2,
+	"internal/regtest": 2,
+	"server":           3,
+	"examples":         4,
+	"bench":            4,
+	"":                 5, // the module root: this test
 }
 
 // top returns the layer key of a package path inside the module.
