@@ -45,7 +45,7 @@ func openMooring(ctx context.Context, bdb *bun.DB, dir, repo string) (*Mooring, 
 	if err != nil {
 		return nil, err
 	}
-	repos := repository.New(bdb)
+	repos := repository.NewStore(bdb)
 	r, err := repos.CreateRepository(ctx, repo, "")
 	if err != nil {
 		return nil, err

@@ -224,14 +224,14 @@ func (s *Store) check(ctx context.Context, d *Distribution) error {
 	case d.RepositoryID == nil && d.RepositoryVersionID == nil:
 		return errdef.Field("repository", "One of the attributes 'repository' and 'repository_version' must be set.")
 	case d.RepositoryID != nil:
-		if _, err := repository.New(s.db).Repository(ctx, *d.RepositoryID); err != nil {
+		if _, err := repository.NewStore(s.db).Repository(ctx, *d.RepositoryID); err != nil {
 			if errors.Is(err, errdef.ErrNotFound) {
 				return errdef.Field("repository", "Invalid hyperlink - Object does not exist.")
 			}
 			return err
 		}
 	default:
-		if _, err := repository.New(s.db).VersionByID(ctx, *d.RepositoryVersionID); err != nil {
+		if _, err := repository.NewStore(s.db).VersionByID(ctx, *d.RepositoryVersionID); err != nil {
 			if errors.Is(err, errdef.ErrNotFound) {
 				return errdef.Field("repository_version", "Invalid hyperlink - Object does not exist.")
 			}
@@ -292,7 +292,7 @@ func (s *Store) writeErr(err error, d *Distribution) error {
 // unless a distribution pins it, which is errdef.ErrConflict.
 func (s *Store) DeleteVersion(ctx context.Context, repoID string, n int) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *Store) error {
-		repos := repository.New(tx.db)
+		repos := repository.NewStore(tx.db)
 		v, err := repos.Version(ctx, repoID, n)
 		if err != nil {
 			return err
@@ -314,7 +314,7 @@ func (s *Store) DeleteVersion(ctx context.Context, repoID string, n int) error {
 // unless a distribution serves it or one of its versions, which is errdef.ErrConflict.
 func (s *Store) DeleteRepository(ctx context.Context, repoID string) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *Store) error {
-		repos := repository.New(tx.db)
+		repos := repository.NewStore(tx.db)
 		if _, err := repos.Repository(ctx, repoID); err != nil {
 			return err
 		}

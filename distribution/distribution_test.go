@@ -38,7 +38,7 @@ func setup(t *testing.T, db *bun.DB, ttl time.Duration) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{repos: repository.New(db), dists: distribution.NewStore(db), blobs: blobs}
+	f := &fixture{repos: repository.NewStore(db), dists: distribution.NewStore(db), blobs: blobs}
 	f.reg = distribution.NewRegistry(f.dists, f.repos, blobs, distribution.Options{TTL: ttl})
 	if f.repo, err = f.repos.CreateRepository(ctx, "foo", ""); err != nil {
 		t.Fatal(err)

@@ -39,7 +39,7 @@ func ExampleSyncer_Sync() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	repos := repository.New(bdb)
+	repos := repository.NewStore(bdb)
 	repo, err := repos.CreateRepository(ctx, "hello", "")
 	if err != nil {
 		log.Fatal(err)

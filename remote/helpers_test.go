@@ -51,7 +51,7 @@ func newFixture(t testing.TB, db *bun.DB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repos := repository.New(db)
+	repos := repository.NewStore(db)
 	r, err := repos.CreateRepository(ctx, "mirror", "")
 	if err != nil {
 		t.Fatal(err)

@@ -24,7 +24,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer d.Close()
-	s := repository.New(d)
+	s := repository.NewStore(d)
 
 	repo, err := s.CreateRepository(ctx, "foo", "mirror of busybox")
 	if err != nil {
@@ -77,7 +77,7 @@ func ExampleStore_DeleteVersion() {
 	defer os.RemoveAll(dir)
 	d, _ := repository.Open(ctx, filepath.Join(dir, "mooring.db"))
 	defer d.Close()
-	s := repository.New(d)
+	s := repository.NewStore(d)
 	repo, _ := s.CreateRepository(ctx, "foo", "")
 
 	units, _ := s.PutBlobs(ctx, []content.Blob{

@@ -42,6 +42,11 @@ type ContentFilter struct {
 // Listing a version reads only the membership index up to the page, then
 // the page's units, so a page of a 100k-unit version stays fast.
 func (s *Store) ListContent(ctx context.Context, f ContentFilter) ([]Content, int, error) {
+	return s.listContent(ctx, f, true)
+}
+
+// listContent is ListContent; without count the total is not computed.
+func (s *Store) listContent(ctx context.Context, f ContentFilter, count bool) ([]Content, int, error) {
 	p, err := f.Page.norm()
 	if err != nil {
 		return nil, 0, err
@@ -98,9 +103,12 @@ func (s *Store) ListContent(ctx context.Context, f ContentFilter) ([]Content, in
 		return q, key
 	}
 
-	total, err := s.storedCount(ctx, f, refs, needUnits)
-	if err != nil {
-		return nil, 0, err
+	total := 0
+	if count {
+		total, err = s.storedCount(ctx, f, refs, needUnits)
+		if err != nil {
+			return nil, 0, err
+		}
 	}
 	if total < 0 {
 		q, _ := build()

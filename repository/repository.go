@@ -73,8 +73,8 @@ type Store struct {
 	db bun.IDB
 }
 
-// New returns a Store on db, which may be a *bun.DB or a bun.Tx.
-func New(db bun.IDB) *Store { return &Store{db: db} }
+// NewStore returns a Store on db, which may be a *bun.DB or a bun.Tx.
+func NewStore(db bun.IDB) *Store { return &Store{db: db} }
 
 // DB returns the handle the Store works on.
 func (s *Store) DB() bun.IDB { return s.db }

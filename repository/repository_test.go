@@ -23,7 +23,7 @@ func newStore(t testing.TB, d *bun.DB) *repository.Store {
 	if err := repository.Migrate(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
-	return repository.New(d)
+	return repository.NewStore(d)
 }
 
 // fixture stores an image: config, two layers, a manifest, and a tag.

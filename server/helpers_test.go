@@ -59,7 +59,7 @@ func newEnv(t *testing.T, db *bun.DB) *env {
 	// A TTL of a nanosecond: tests see a repository's new version at once.
 	srv := server.New(server.Options{DB: db, Blobs: blobs, Logger: slog.New(slog.DiscardHandler),
 		Registry: distribution.Options{TTL: time.Nanosecond}})
-	e := &env{t: t, db: db, srv: srv, repos: repository.New(db), blobs: blobs}
+	e := &env{t: t, db: db, srv: srv, repos: repository.NewStore(db), blobs: blobs}
 	e.api = httptest.NewServer(srv.API())
 	t.Cleanup(e.api.Close)
 	e.content = httptest.NewServer(srv.Content())

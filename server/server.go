@@ -111,7 +111,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		db:      opts.DB,
 		blobs:   opts.Blobs,
-		repos:   repository.New(opts.DB),
+		repos:   repository.NewStore(opts.DB),
 		dists:   distribution.NewStore(opts.DB),
 		remotes: remote.NewStore(opts.DB),
 		tasks:   task.NewStore(opts.DB),
