@@ -105,11 +105,11 @@ func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *Store
 // Get returns the distribution with the given id.
 func (s *Store) Get(ctx context.Context, id string) (*Distribution, error) {
 	if uuid.Validate(id) != nil {
-		return nil, errdef.New(errdef.ErrNotFound, "distribution %q", id)
+		return nil, errdef.New(errdef.ErrNotFound, "distribution %q not found", id)
 	}
 	d := new(Distribution)
 	if err := s.db.NewSelect().Model(d).Where("id = ?", id).Scan(ctx); err != nil {
-		return nil, notFound(err, errdef.ErrNotFound, "distribution %q", id)
+		return nil, notFound(err, errdef.ErrNotFound, "distribution %q not found", id)
 	}
 	return d, nil
 }
@@ -215,8 +215,9 @@ func (s *Store) check(ctx context.Context, d *Distribution) error {
 		return errdef.Field("name", "Ensure this field has no more than 255 characters.")
 	}
 	if err := content.ValidateRepositoryName(d.BasePath); err != nil {
-		// Clients pull <host>/<base_path>, so it must be a repository name.
-		return errdef.Field("base_path", "%s", strings.TrimPrefix(err.Error(), content.ErrInvalidName.Error()+": "))
+		// Clients pull <host>/<base_path>, so it must be a repository name;
+		// the error says which rule it breaks.
+		return errdef.Field("base_path", "%v", err)
 	}
 	switch {
 	case d.RepositoryID != nil && d.RepositoryVersionID != nil:
@@ -288,65 +289,34 @@ func (s *Store) writeErr(err error, d *Distribution) error {
 	return err
 }
 
-// DeleteVersion deletes a repository version (see repository.Store.DeleteVersion)
-// unless a distribution pins it, which is errdef.ErrConflict.
+// DeleteVersion deletes a repository version (see
+// repository.Store.DeleteVersion). A version a distribution pins, or the
+// latest version of a repository a distribution follows, is refused with
+// errdef.ErrConflict naming the distributions: the repository package
+// finds them through the view this package's migrations define, so
+// repository.Store.DeleteVersion refuses them too.
 func (s *Store) DeleteVersion(ctx context.Context, repoID string, n int) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *Store) error {
-		repos := repository.NewStore(tx.db)
-		v, err := repos.Version(ctx, repoID, n)
-		if err != nil {
-			return err
-		}
-		var names []string
-		if err := tx.db.NewSelect().Model((*Distribution)(nil)).Column("name").
-			Where("repository_version_id = ?", v.ID).Order("name").Scan(ctx, &names); err != nil {
-			return err
-		}
-		if len(names) > 0 {
-			return fmt.Errorf("%w: version %d is served by distribution %s; point the distribution elsewhere or delete it first",
-				errdef.ErrConflict, n, quoteList(names))
-		}
-		return repos.DeleteVersion(ctx, repoID, n)
+		return repository.NewStore(tx.db).DeleteVersion(ctx, repoID, n)
 	})
 }
 
-// DeleteRepository deletes a repository (see repository.Store.DeleteRepository)
-// unless a distribution serves it or one of its versions, which is errdef.ErrConflict.
+// DeleteRepository deletes a repository (see
+// repository.Store.DeleteRepository). A repository a distribution serves,
+// or one of whose versions a distribution pins, is refused with
+// errdef.ErrConflict naming the distributions, as by
+// repository.Store.DeleteRepository.
 func (s *Store) DeleteRepository(ctx context.Context, repoID string) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *Store) error {
-		repos := repository.NewStore(tx.db)
-		if _, err := repos.Repository(ctx, repoID); err != nil {
-			return err
-		}
-		var names []string
-		err := tx.db.NewSelect().Model((*Distribution)(nil)).Column("name").
-			WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
-				return q.Where("repository_id = ?", repoID).
-					WhereOr("repository_version_id IN (?)",
-						tx.db.NewSelect().Model((*repository.Version)(nil)).Column("id").Where("repository_id = ?", repoID))
-			}).Order("name").Scan(ctx, &names)
-		if err != nil {
-			return err
-		}
-		if len(names) > 0 {
-			return fmt.Errorf("%w: the repository is served by distribution %s; delete the distribution first",
-				errdef.ErrConflict, quoteList(names))
-		}
-		return repos.DeleteRepository(ctx, repoID)
+		return repository.NewStore(tx.db).DeleteRepository(ctx, repoID)
 	})
 }
 
-func quoteList(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = fmt.Sprintf("%q", n)
-	}
-	return strings.Join(q, ", ")
-}
-
-func notFound(err, sentinel error, format string, args ...any) error {
+// notFound turns "no rows" into an error of kind (errdef.ErrNotFound or a
+// registry code) with the message format and args.
+func notFound(err, kind error, format string, args ...any) error {
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)
+		return errdef.New(kind, format, args...)
 	}
 	return err
 }

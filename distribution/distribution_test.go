@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,6 +145,14 @@ func TestRegistryFollowsAndPins(t *testing.T) {
 		if err != nil || !bytes.Equal(m.Raw, v1) || m.Digest != digest.FromBytes(v1) {
 			t.Fatalf("manifest one: %v", err)
 		}
+		if byDigest, err := f.reg.Manifest(ctx, view, m.Digest.String()); err != nil || !bytes.Equal(byDigest.Raw, v1) {
+			t.Fatalf("manifest one by digest: %v", err)
+		}
+		if b, err := f.reg.OpenBlob(ctx, view, m.Digest); err != nil || b.Size != int64(len(v1)) {
+			t.Errorf("manifest one as a blob: %v", err)
+		} else {
+			b.Close()
+		}
 		f.version(t, "two")
 		if view, _ := f.reg.Resolve(ctx, "foo"); view.Number != 1 {
 			t.Errorf("within the TTL the cached version %d is served, want 1", view.Number)
@@ -198,6 +207,114 @@ func TestRegistryFollowsAndPins(t *testing.T) {
 		}
 		if err := f.dists.DeleteRepository(ctx, f.repo.ID); err != nil {
 			t.Errorf("delete the repository once unserved: %v", err)
+		}
+	})
+}
+
+// Whichever call a program reaches for, repository.Store's or
+// distribution.Store's, deleting what a distribution serves is refused with
+// errdef.ErrConflict naming the distribution, and deletes nothing;
+// deleting what no distribution serves works.
+func TestDeleteServedIsConflict(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
+		f := setup(t, db, time.Second)
+		ctx := context.Background()
+		for _, tag := range []string{"one", "two", "three"} {
+			f.version(t, tag)
+		}
+		v1, err := f.repos.Version(ctx, f.repo.ID, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pinned := &distribution.Distribution{Name: "pinned", BasePath: "pinned", RepositoryVersionID: &v1.ID}
+		follows := &distribution.Distribution{Name: "follows", BasePath: "follows", RepositoryID: &f.repo.ID}
+		for _, d := range []*distribution.Distribution{pinned, follows} {
+			if err := f.dists.Create(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A repository.Store built on the database alone, knowing nothing
+		// of distributions.
+		repos := repository.NewStore(db)
+		type call struct {
+			name string
+			del  func() error
+		}
+		for _, c := range []struct {
+			what  string
+			calls []call
+			names []string
+		}{
+			{"the pinned version 1", []call{
+				{"repository.Store.DeleteVersion", func() error { return repos.DeleteVersion(ctx, f.repo.ID, 1) }},
+				{"distribution.Store.DeleteVersion", func() error { return f.dists.DeleteVersion(ctx, f.repo.ID, 1) }},
+			}, []string{"pinned"}},
+			{"the latest version 3, followed", []call{
+				{"repository.Store.DeleteVersion", func() error { return repos.DeleteVersion(ctx, f.repo.ID, 3) }},
+				{"distribution.Store.DeleteVersion", func() error { return f.dists.DeleteVersion(ctx, f.repo.ID, 3) }},
+			}, []string{"follows"}},
+			{"the repository", []call{
+				{"repository.Store.DeleteRepository", func() error { return repos.DeleteRepository(ctx, f.repo.ID) }},
+				{"distribution.Store.DeleteRepository", func() error { return f.dists.DeleteRepository(ctx, f.repo.ID) }},
+			}, []string{"pinned", "follows"}},
+		} {
+			for _, call := range c.calls {
+				err := call.del()
+				if !errors.Is(err, errdef.ErrConflict) {
+					t.Errorf("%s of %s: err = %v, want errdef.ErrConflict", call.name, c.what, err)
+					continue
+				}
+				for _, n := range c.names {
+					if !strings.Contains(err.Error(), fmt.Sprintf("distribution %q", n)) {
+						t.Errorf("%s of %s: %q does not name distribution %q", call.name, c.what, err, n)
+					}
+				}
+			}
+		}
+		versions, total, err := repos.ListVersions(ctx, f.repo.ID, repository.Page{})
+		if err != nil || total != 4 {
+			t.Fatalf("after refused deletes: %d versions, %v; want 4", total, err)
+		}
+		for _, v := range versions {
+			sum, err := repos.Summary(ctx, f.repo.ID, v.Number)
+			if err != nil || sum.Present[content.TypeManifestTag] != v.Number {
+				t.Errorf("after refused deletes version %d holds %v tags, %v; want %d", v.Number, sum.Present, err, v.Number)
+			}
+		}
+		for _, base := range []string{"pinned", "follows"} {
+			if _, err := f.reg.Resolve(ctx, base); err != nil {
+				t.Errorf("after refused deletes %s: %v", base, err)
+			}
+		}
+
+		// What is not served goes, through either Store.
+		if err := repos.DeleteVersion(ctx, f.repo.ID, 2); err != nil {
+			t.Errorf("repository.Store.DeleteVersion of unserved version 2: %v", err)
+		}
+		other, err := repos.CreateRepository(ctx, "other", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.repo = other
+		f.version(t, "x")
+		f.version(t, "y")
+		if err := f.dists.DeleteVersion(ctx, other.ID, 2); err != nil {
+			t.Errorf("distribution.Store.DeleteVersion of an unserved latest version: %v", err)
+		}
+		if err := f.dists.DeleteRepository(ctx, other.ID); err != nil {
+			t.Errorf("distribution.Store.DeleteRepository of an unserved repository: %v", err)
+		}
+		if err := f.dists.Delete(ctx, pinned.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := repos.DeleteVersion(ctx, *follows.RepositoryID, 1); err != nil {
+			t.Errorf("repository.Store.DeleteVersion of version 1 once unpinned: %v", err)
+		}
+		if err := f.dists.Delete(ctx, follows.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := repos.DeleteRepository(ctx, *follows.RepositoryID); err != nil {
+			t.Errorf("repository.Store.DeleteRepository once unserved: %v", err)
 		}
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"slices"
 	"sync"
 	"time"
 
@@ -226,30 +225,9 @@ func (r *Registry) manifest(ctx context.Context, v *View, reference string) (*Ma
 
 func (r *Registry) lookupManifest(ctx context.Context, v *View, reference string) (*Manifest, error) {
 	unknown := errdef.New(errdef.ErrManifestUnknown, "%s:%s", v.BasePath, reference)
-	var targetID int64
-	if d, err := digest.Parse(reference); err == nil {
-		units, _, err := r.repos.ListContent(ctx, repository.ContentFilter{In: v.ref(), Digest: d, Page: repository.Page{Limit: 10}})
-		if err != nil {
-			return nil, err
-		}
-		for _, u := range units {
-			if u.Type == content.TypeManifest || u.Type == content.TypeManifestList {
-				targetID = u.ID
-			}
-		}
-	} else {
-		if content.ValidateTagName(reference) != nil {
-			return nil, unknown
-		}
-		units, _, err := r.repos.ListContent(ctx, repository.ContentFilter{In: v.ref(), Name: reference, Page: repository.Page{Limit: 10}})
-		if err != nil {
-			return nil, err
-		}
-		for _, u := range units {
-			if u.Type.IsTag() {
-				targetID = u.TaggedID
-			}
-		}
+	targetID, err := r.target(ctx, v, reference)
+	if err != nil {
+		return nil, err
 	}
 	if targetID == 0 {
 		return nil, unknown
@@ -262,6 +240,29 @@ func (r *Registry) lookupManifest(ctx context.Context, v *View, reference string
 		return nil, err
 	}
 	return &Manifest{Digest: c.Digest, MediaType: c.MediaType, Raw: c.Raw, Type: c.Type, id: c.ID}, nil
+}
+
+// target returns the id of the manifest or manifest list that reference
+// (a tag or a digest) names in version v, or 0 when it names none.
+func (r *Registry) target(ctx context.Context, v *View, reference string) (int64, error) {
+	if d, err := digest.Parse(reference); err == nil {
+		units, err := r.repos.InVersion(ctx, *v.ref(), d, content.TypeManifest, content.TypeManifestList)
+		if err != nil || len(units) == 0 {
+			return 0, err
+		}
+		return units[len(units)-1].ID, nil
+	}
+	if content.ValidateTagName(reference) != nil {
+		return 0, nil
+	}
+	tag, err := r.repos.Tag(ctx, *v.ref(), reference)
+	if errors.Is(err, errdef.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return tag.TaggedID, nil
 }
 
 // PlatformManifest returns the child of manifest list m for platform
@@ -296,26 +297,9 @@ func (r *Registry) Tags(ctx context.Context, v *View) ([]string, error) {
 	if t, ok := r.tags.get(key); ok {
 		return t, nil
 	}
-	var names []string
-	for _, typ := range []content.Type{content.TypeManifestTag, content.TypeManifestListTag} {
-		for off := 0; ; off += repository.MaxLimit {
-			units, total, err := r.repos.ListContent(ctx, repository.ContentFilter{Type: typ, In: v.ref(),
-				Page: repository.Page{Limit: repository.MaxLimit, Offset: off}})
-			if err != nil {
-				return nil, err
-			}
-			for _, u := range units {
-				names = append(names, u.Name)
-			}
-			if off+repository.MaxLimit >= total || len(units) == 0 {
-				break
-			}
-		}
-	}
-	slices.Sort(names)
-	names = slices.Compact(names)
-	if names == nil {
-		names = []string{}
+	names, err := r.repos.TagNames(ctx, *v.ref())
+	if err != nil {
+		return nil, err
 	}
 	r.tags.put(key, names)
 	return names, nil
@@ -348,15 +332,9 @@ func (r *Registry) openBlob(ctx context.Context, v *View, d digest.Digest) (*Blo
 	}
 	key := manifestKey{v.RepositoryID, v.Number, d.String()}
 	if _, ok := r.blobOK.get(key); !ok {
-		units, _, err := r.repos.ListContent(ctx, repository.ContentFilter{In: v.ref(), Digest: d, Page: repository.Page{Limit: 10}})
+		isBlob, err := r.repos.VersionHas(ctx, *v.ref(), content.TypeBlob, d)
 		if err != nil {
 			return nil, err
-		}
-		isBlob := false
-		for _, u := range units {
-			if u.Type == content.TypeBlob && !u.Foreign {
-				isBlob = true
-			}
 		}
 		staged := false
 		if !isBlob && r.opts.Staged != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/mooring-dev/mooring/remote"
 	"github.com/mooring-dev/mooring/repository"
 	"github.com/mooring-dev/mooring/storage/filesystem"
+	"github.com/mooring-dev/mooring/task"
 )
 
 // Sync a repository from an upstream registry, then sync it again: the
@@ -48,15 +49,14 @@ func ExampleSyncer_Sync() {
 	syncer := &remote.Syncer{Repos: repos, Blobs: blobs}
 	r := remote.New("hello-upstream", upstream.URL, "library/hello")
 	for range 2 {
-		res, err := syncer.Sync(ctx, r, repo.ID, remote.SyncOptions{
-			Progress: func(rep remote.Report) {
-				if rep.State == remote.StateCompleted {
-					fmt.Printf("  %s: %d/%d\n", rep.Code, rep.Done, rep.Total)
-				}
-			},
-		})
+		// A Progress of its own for each sync, read once it returns.
+		progress := &task.Progress{}
+		res, err := syncer.Sync(ctx, r, repo.ID, remote.SyncOptions{Progress: progress})
 		if err != nil {
 			log.Fatal(err)
+		}
+		for _, rep := range progress.Reports() {
+			fmt.Printf("  %s: %d/%d %s\n", rep.Code, rep.Done, rep.Total, rep.State)
 		}
 		if res.Version == nil {
 			fmt.Printf("unchanged; %d manifest GETs, %d blobs downloaded\n", res.ManifestRequests, res.BlobsDownloaded)
@@ -65,14 +65,14 @@ func ExampleSyncer_Sync() {
 		}
 	}
 	// Output:
-	//   downloading.tag_list: 1/1
-	//   processing.tag: 1/1
-	//   downloading.artifacts: 3/3
-	//   associating.content: 5/5
+	//   downloading.tag_list: 1/1 completed
+	//   processing.tag: 1/1 completed
+	//   downloading.artifacts: 3/3 completed
+	//   associating.content: 5/5 completed
 	// version 1: 1 tag, 1 manifest, 3 blobs
-	//   downloading.tag_list: 1/1
-	//   processing.tag: 1/1
-	//   downloading.artifacts: 0/0
-	//   associating.content: 5/5
+	//   downloading.tag_list: 1/1 completed
+	//   processing.tag: 1/1 completed
+	//   downloading.artifacts: 0/0 completed
+	//   associating.content: 5/5 completed
 	// unchanged; 0 manifest GETs, 0 blobs downloaded
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/mooring-dev/mooring/internal/dbtest"
 	"github.com/mooring-dev/mooring/internal/regtest"
 	"github.com/mooring-dev/mooring/remote"
+	"github.com/mooring-dev/mooring/task"
 )
 
 // fault is what the faulty proxy does to a response.
@@ -179,8 +180,8 @@ func TestSyncResume(t *testing.T) {
 		p := &faulty{h: proxyTo(t, host), fault: corrupt, match: func(path string) bool { return strings.HasSuffix(path, bad.String()) }, times: 1000}
 		r := remote.New("up", serve(t, p), "team/app")
 		r.DownloadConcurrency = 1 // so that the other blobs finish first
-		var reports []remote.Report
-		_, err := f.syncer.Sync(ctx, r, f.repoID, remote.SyncOptions{Progress: func(rep remote.Report) { reports = append(reports, rep) }})
+		progress := &task.Progress{}
+		_, err := f.syncer.Sync(ctx, r, f.repoID, remote.SyncOptions{Progress: progress})
 		var se *remote.SyncError
 		if !errors.As(err, &se) || se.Ref != bad.String() || se.Op != "download blob" {
 			t.Fatalf("err = %v, want a SyncError downloading %s", err, bad)
@@ -188,7 +189,8 @@ func TestSyncResume(t *testing.T) {
 		if !strings.Contains(err.Error(), bad.String()) || !strings.Contains(err.Error(), "digest mismatch") {
 			t.Errorf("message %q should name the blob and the cause", err)
 		}
-		if last := reports[len(reports)-1]; last.Code != remote.CodeArtifacts || last.State != remote.StateFailed {
+		reports := progress.Reports()
+		if last := reports[len(reports)-1]; last.Code != remote.CodeArtifacts || last.State != task.StateFailed {
 			t.Errorf("last report %+v, want downloading.artifacts failed", last)
 		}
 		if p.seen["/v2/team/app/blobs/"+bad.String()] != fastRetry.Attempts {
@@ -234,9 +236,15 @@ func TestSyncCancel(t *testing.T) {
 		backend.ServeHTTP(w, r)
 	}))
 	r := remote.New("up", url, "team/app")
-	_, err := f.syncer.Sync(ctx, r, f.repoID, remote.SyncOptions{})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
+	progress := &task.Progress{}
+	_, err := f.syncer.Sync(ctx, r, f.repoID, remote.SyncOptions{Progress: progress})
+	if _, ok := err.(*remote.SyncError); !ok || !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %#v, want a *SyncError wrapping context.Canceled", err)
+	}
+	for _, rep := range progress.Reports() {
+		if rep.State == task.StateRunning || rep.Code == remote.CodeArtifacts && rep.State != task.StateCanceled {
+			t.Errorf("report %+v after cancel, want the downloads canceled and none running", rep)
+		}
 	}
 	if f.latest(t) != 0 {
 		t.Fatalf("cancelled sync made version %d", f.latest(t))

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -18,6 +17,7 @@ import (
 	"github.com/mooring-dev/mooring/internal/dbtest"
 	"github.com/mooring-dev/mooring/internal/regtest"
 	"github.com/mooring-dev/mooring/remote"
+	"github.com/mooring-dev/mooring/task"
 )
 
 var (
@@ -60,14 +60,9 @@ func TestSync(t *testing.T) {
 		host, url, reqs := upstream(t)
 		want := pushSample(t, host, "team/app")
 
-		var mu sync.Mutex
-		final := map[string]remote.Report{}
+		progress := &task.Progress{}
 		r := remote.New("up", url, "team/app")
-		res := f.sync(t, r, remote.SyncOptions{Progress: func(rep remote.Report) {
-			mu.Lock()
-			final[rep.Code] = rep
-			mu.Unlock()
-		}})
+		res := f.sync(t, r, remote.SyncOptions{Progress: progress})
 		if res.Version == nil || res.Version.Number != 1 {
 			t.Fatalf("first sync made version %v, want 1", res.Version)
 		}
@@ -94,14 +89,18 @@ func TestSync(t *testing.T) {
 				t.Errorf("%s stored as %s, %d bytes", tag, u.MediaType, len(u.Raw))
 			}
 		}
-		for _, code := range []string{remote.CodeTagList, remote.CodeTags, remote.CodeArtifacts, remote.CodeAssociating} {
-			rep := final[code]
-			if rep.State != remote.StateCompleted || rep.Done != rep.Total {
-				t.Errorf("report %s ended %+v, want completed with done == total", code, rep)
+		reports := progress.Reports()
+		codes := []string{remote.CodeTagList, remote.CodeTags, remote.CodeArtifacts, remote.CodeAssociating}
+		if len(reports) != len(codes) {
+			t.Fatalf("reports %+v, want %v", reports, codes)
+		}
+		for i, rep := range reports {
+			if rep.Code != codes[i] || rep.State != task.StateCompleted || rep.Done != rep.Total {
+				t.Errorf("report %d ended %+v, want %s completed with done == total", i, rep, codes[i])
 			}
 		}
-		if final[remote.CodeArtifacts].Total != 13 {
-			t.Errorf("artifacts report %+v, want 13 downloads", final[remote.CodeArtifacts])
+		if reports[2].Total != 13 {
+			t.Errorf("artifacts report %+v, want 13 downloads", reports[2])
 		}
 
 		// Resync of an unchanged upstream: HEADs only, nothing downloaded,
@@ -344,11 +343,20 @@ func TestSyncErrors(t *testing.T) {
 	} else if se := (*remote.SyncError)(nil); !errors.As(err, &se) || se.Op != "list tags" || !strings.Contains(err.Error(), "no/such") {
 		t.Errorf("err = %v, want a SyncError listing tags of no/such", err)
 	}
-	if _, err := f.syncer.Sync(ctx, remote.New("x", url, "team/app"), "no-such-repo", remote.SyncOptions{}); err == nil {
-		t.Error("syncing into a missing repository succeeded")
-	}
-	if _, err := f.syncer.Sync(ctx, remote.New("x", "ftp://x", "team/app"), f.repoID, remote.SyncOptions{}); !errors.Is(err, errdef.ErrInvalid) {
-		t.Errorf("invalid remote: err = %v", err)
+	// Sync's errors are *SyncError whatever the step, with the cause's kind.
+	for _, c := range []struct {
+		what, repoID string
+		r            *remote.Remote
+		op           string
+		kind         error
+	}{
+		{"a missing repository", "no-such-repo", remote.New("x", url, "team/app"), "read repository", errdef.ErrNotFound},
+		{"an invalid remote", f.repoID, remote.New("x", "ftp://x", "team/app"), "check remote", errdef.ErrInvalid},
+	} {
+		_, err := f.syncer.Sync(ctx, c.r, c.repoID, remote.SyncOptions{})
+		if se, ok := err.(*remote.SyncError); !ok || se.Op != c.op || !errors.Is(err, c.kind) {
+			t.Errorf("syncing %s: err = %#v, want a *SyncError %q wrapping %v", c.what, err, c.op, c.kind)
+		}
 	}
 	if f.latest(t) != 0 {
 		t.Errorf("failed syncs made version %d", f.latest(t))

@@ -3,6 +3,7 @@ package repository
 import (
 	"context"
 	"iter"
+	"slices"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/uptrace/bun"
@@ -50,18 +51,44 @@ func (s *Store) VersionHas(ctx context.Context, v VersionRef, t content.Type, d 
 	return q.Exists(ctx)
 }
 
-// TagNames returns the names of the tags in version v, sorted.
+// Tag returns the tag named name in version v (a version holds at most
+// one tag of a name), or errdef.ErrNotFound. Raw is not loaded.
+func (s *Store) Tag(ctx context.Context, v VersionRef, name string) (*Content, error) {
+	tag := new(Content)
+	err := s.db.NewSelect().Model(tag).ExcludeColumn("raw").
+		Where("name = ? AND type IN (?)", name, bun.In(tagTypes)).
+		Where("id IN (SELECT rc.content_id FROM repository_contents AS rc WHERE rc.repository_id = ? AND "+rcPresentIn+")",
+			v.RepositoryID, v.Number, v.Number).
+		Limit(1).Scan(ctx)
+	if err != nil {
+		return nil, notFound(err, "tag %q in version %d of repository %q", name, v.Number, v.RepositoryID)
+	}
+	return tag, nil
+}
+
+// TagNames returns the names of the tags in version v, sorted by byte
+// (the "lexical order" of the distribution spec's tag listing, whatever
+// the database's collation).
 func (s *Store) TagNames(ctx context.Context, v VersionRef) ([]string, error) {
-	names := []string{}
+	var names []string
 	err := s.db.NewSelect().TableExpr("repository_contents AS rc").
 		Join("JOIN contents AS c ON c.id = rc.content_id").
 		ColumnExpr("c.name").
 		Where("rc.repository_id = ? AND "+rcPresentIn, v.RepositoryID, v.Number, v.Number).
-		Where("rc.content_type IN (?)", bun.In([]content.Type{content.TypeManifestTag, content.TypeManifestListTag})).
-		OrderExpr("c.name").
+		Where("rc.content_type IN (?)", bun.In(tagTypes)).
 		Scan(ctx, &names)
-	return names, err
+	if err != nil {
+		return nil, err
+	}
+	if names == nil {
+		names = []string{}
+	}
+	slices.Sort(names)
+	return names, nil
 }
+
+// tagTypes are the content types of tags.
+var tagTypes = []content.Type{content.TypeManifestTag, content.TypeManifestListTag}
 
 // Contents iterates over every unit matching f, in the order ListContent
 // lists them, reading MaxLimit units at a time; f.Page is ignored. The

@@ -2,6 +2,7 @@ package repository_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/internal/dbtest"
 	"github.com/mooring-dev/mooring/repository"
 )
@@ -77,6 +79,19 @@ func TestPointQueries(t *testing.T) {
 			names, err := s.TagNames(ctx, at(v))
 			if err != nil || !slices.Equal(names, want) {
 				t.Errorf("TagNames(v%d) = %v, %v; want %v", v.Number, names, err, want)
+			}
+		}
+		for _, c := range []struct {
+			v    *repository.Version
+			name string
+			want int64
+		}{{v1, "a", tagA.ID}, {v2, "a", 0}, {v2, "b", tagB.ID}, {v2, "c", 0}} {
+			tag, err := s.Tag(ctx, at(c.v), c.name)
+			switch {
+			case c.want == 0 && !errors.Is(err, errdef.ErrNotFound):
+				t.Errorf("Tag(v%d, %q) = %v, %v; want errdef.ErrNotFound", c.v.Number, c.name, tag, err)
+			case c.want != 0 && (err != nil || tag.ID != c.want || tag.TaggedID != f.manifest.ID):
+				t.Errorf("Tag(v%d, %q) = %+v, %v; want unit %d naming the manifest", c.v.Number, c.name, tag, err, c.want)
 			}
 		}
 		var n int

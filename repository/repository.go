@@ -15,7 +15,6 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
-	"fmt"
 	"io/fs"
 	"strings"
 	"time"
@@ -252,10 +251,16 @@ func (s *Store) UpdateRepository(ctx context.Context, id string, u RepositoryUpd
 }
 
 // DeleteRepository deletes a repository with all its versions. Content
-// units stay: other repositories may hold them.
+// units stay: other repositories may hold them. While something serves the
+// repository or one of its versions (a distribution: see Holders), it is
+// errdef.ErrConflict, naming what does.
 func (s *Store) DeleteRepository(ctx context.Context, id string) error {
 	return s.InTx(ctx, func(ctx context.Context, tx *Store) error {
-		if _, err := tx.lockRepository(ctx, id); err != nil {
+		repo, err := tx.lockRepository(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := tx.refuseServed(ctx, repo); err != nil {
 			return err
 		}
 		// Explicit deletes: SQLite enforces ON DELETE CASCADE only with
@@ -263,14 +268,14 @@ func (s *Store) DeleteRepository(ctx context.Context, id string) error {
 		for _, table := range []string{"repository_contents", "repository_versions"} {
 			if _, err := tx.db.NewDelete().Table(table).Where("repository_id = ?", id).Exec(ctx); err != nil {
 				if db.IsForeignKeyViolation(err) {
-					return errdef.New(errdef.ErrConflict, "a version of repository %q is still referenced (a distribution serves it?)", id)
+					return errdef.New(errdef.ErrConflict, "a version of repository %q is still referenced by another object", repo.Name)
 				}
 				return err
 			}
 		}
-		_, err := tx.db.NewDelete().Model((*Repository)(nil)).Where("id = ?", id).Exec(ctx)
+		_, err = tx.db.NewDelete().Model((*Repository)(nil)).Where("id = ?", id).Exec(ctx)
 		if db.IsForeignKeyViolation(err) {
-			return errdef.New(errdef.ErrConflict, "repository %q is still referenced", id)
+			return errdef.New(errdef.ErrConflict, "repository %q is still referenced by another object", repo.Name)
 		}
 		return err
 	})
@@ -290,9 +295,11 @@ func (s *Store) lockRepository(ctx context.Context, id string) (*Repository, err
 	return r, nil
 }
 
+// notFound turns "no rows" into errdef.ErrNotFound with a message naming
+// what was looked for (format and args) and saying it was not found.
 func notFound(err error, format string, args ...any) error {
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%w: "+format, append([]any{errdef.ErrNotFound}, args...)...)
+		return errdef.New(errdef.ErrNotFound, format+" not found", args...)
 	}
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -539,6 +540,79 @@ func TestDeleteReferencedVersionIsConflict(t *testing.T) {
 		}
 		if got := members(t, s, r.ID, v.Number); len(got) != 4 {
 			t.Errorf("after refused deletes version %d holds %d units, want 4", v.Number, len(got))
+		}
+	})
+}
+
+// A package built on this one holds repositories by redefining the view
+// repository_holders over a table of its own; whatever Store deletes, it
+// refuses what a holder serves, naming the holder, and deletes nothing.
+func TestDeleteHeldIsConflict(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, d *bun.DB) {
+		ctx := context.Background()
+		s := newStore(t, d)
+		for _, stmt := range []string{
+			`CREATE TABLE mirrors (name VARCHAR(255) NOT NULL, repository_id VARCHAR(36) NOT NULL, version_id VARCHAR(36))`,
+			`DROP VIEW repository_holders`,
+			`CREATE VIEW repository_holders AS SELECT CAST('mirror' AS VARCHAR(32)) AS kind, name, repository_id, version_id FROM mirrors`,
+		} {
+			if _, err := d.ExecContext(ctx, stmt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r, _ := s.CreateRepository(ctx, "held", "")
+		var versions []*repository.Version
+		for _, seed := range []string{"h1", "h2", "h3"} {
+			v, err := s.NewVersion(ctx, r.ID, repository.Change{Add: putImage(t, s, seed).ids()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			versions = append(versions, v)
+		}
+		hold := func(name string, version *repository.Version) {
+			var id any
+			if version != nil {
+				id = version.ID
+			}
+			if _, err := d.ExecContext(ctx, `INSERT INTO mirrors (name, repository_id, version_id) VALUES (?, ?, ?)`, name, r.ID, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hold("pin", versions[0])
+		hold("follow", nil)
+		refused := func(what string, err error, names ...string) {
+			t.Helper()
+			if !errors.Is(err, errdef.ErrConflict) {
+				t.Errorf("%s: err = %v, want errdef.ErrConflict", what, err)
+				return
+			}
+			for _, n := range names {
+				if !strings.Contains(err.Error(), `mirror "`+n+`"`) {
+					t.Errorf("%s: %q does not name mirror %q", what, err, n)
+				}
+			}
+		}
+		refused("delete the pinned version", s.DeleteVersion(ctx, r.ID, versions[0].Number), "pin")
+		refused("delete the latest version, followed", s.DeleteVersion(ctx, r.ID, versions[2].Number), "follow")
+		refused("delete the repository", s.DeleteRepository(ctx, r.ID), "pin", "follow")
+		if got := members(t, s, r.ID, versions[2].Number); len(got) != 12 {
+			t.Errorf("after refused deletes the latest version holds %d units, want 12", len(got))
+		}
+		if hs, err := s.Holders(ctx, r.ID); err != nil || len(hs) != 2 || hs[0].Name != "follow" || hs[1].VersionID != versions[0].ID {
+			t.Errorf("Holders = %+v, %v; want follow, then pin on version %d", hs, err, versions[0].Number)
+		}
+		// A version neither pinned nor the latest is not served.
+		if err := s.DeleteVersion(ctx, r.ID, versions[1].Number); err != nil {
+			t.Errorf("delete an unserved version: %v", err)
+		}
+		if _, err := d.ExecContext(ctx, `DELETE FROM mirrors`); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteVersion(ctx, r.ID, versions[2].Number); err != nil {
+			t.Errorf("delete the latest version once unfollowed: %v", err)
+		}
+		if err := s.DeleteRepository(ctx, r.ID); err != nil {
+			t.Errorf("delete the repository once unserved: %v", err)
 		}
 	})
 }

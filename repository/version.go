@@ -3,6 +3,8 @@ package repository
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -75,170 +77,245 @@ func (s *Store) analyzeAfter(ctx context.Context, table string, rows int) {
 	_, _ = s.db.ExecContext(ctx, "ANALYZE "+table)
 }
 
+// newVersion makes the next version of a repository in the caller's
+// transaction, in phases: lock the repository, resolve the change against
+// the latest version, write the membership rows, then the version row with
+// its summary. It returns the version and how many rows it wrote.
 func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Version, int, error) {
 	repo, err := s.lockRepository(ctx, repoID)
 	if err != nil {
 		return nil, 0, err
 	}
-	n := repo.NextVersion
-	remove := uniq(ch.Remove)
-	add := uniq(ch.Add)
-	inRemove := make(map[int64]bool, len(remove))
-	for _, id := range remove {
-		inRemove[id] = true
+	d, err := s.resolveChange(ctx, repo, ch)
+	if err != nil {
+		return nil, 0, err
 	}
-	for _, id := range add {
-		if inRemove[id] {
-			return nil, 0, errdef.New(errdef.ErrInvalid, "content %d is both added and removed", id)
-		}
+	counts, err := s.latestCounts(ctx, repo)
+	if err != nil {
+		return nil, 0, err
 	}
+	removed, err := s.removeMembers(ctx, repoID, repo.NextVersion, d.remove, counts)
+	if err != nil {
+		return nil, 0, err
+	}
+	added, err := s.addMembers(ctx, repoID, repo.NextVersion, d, counts)
+	if err != nil {
+		return nil, 0, err
+	}
+	if removed+added == 0 {
+		return nil, 0, fmt.Errorf("%w: repository %q already holds exactly that content", ErrNoChange, repo.Name)
+	}
+	v, err := s.writeVersion(ctx, repo, ch.Base, counts)
+	if err != nil {
+		return nil, 0, err
+	}
+	return v, removed + added, nil
+}
 
-	// Starting from another version: the difference to the latest becomes
-	// part of the change. This path reads both versions in full.
+// delta is a change resolved against a repository's latest version: the
+// units to add and to remove, each once, in the order first named, and the
+// type and tag name of each unit to add.
+type delta struct {
+	add, remove     []int64
+	inAdd, inRemove map[int64]bool
+	types           map[int64]unitType
+}
+
+func (d *delta) addUnit(id int64) {
+	if !d.inAdd[id] {
+		d.add = append(d.add, id)
+		d.inAdd[id] = true
+	}
+}
+
+func (d *delta) removeUnit(id int64) {
+	if !d.inRemove[id] {
+		d.remove = append(d.remove, id)
+		d.inRemove[id] = true
+	}
+}
+
+// resolveChange turns ch into what the next version of repo adds and
+// removes relative to the latest: ch's own units, the difference to the
+// latest when ch starts from another version, and the live tags that added
+// tags of the same name replace.
+func (s *Store) resolveChange(ctx context.Context, repo *Repository, ch Change) (*delta, error) {
+	d := &delta{inAdd: make(map[int64]bool, len(ch.Add)), inRemove: make(map[int64]bool, len(ch.Remove))}
+	for _, id := range ch.Remove {
+		d.removeUnit(id)
+	}
+	for _, id := range ch.Add {
+		if d.inRemove[id] {
+			return nil, errdef.New(errdef.ErrInvalid, "content %d is both added and removed", id)
+		}
+		d.addUnit(id)
+	}
 	if ch.Base != nil && *ch.Base != repo.LatestVersion {
-		if _, err := s.Version(ctx, repoID, *ch.Base); err != nil {
-			return nil, 0, err
-		}
-		latest, err := s.memberIDs(ctx, repoID, repo.LatestVersion)
-		if err != nil {
-			return nil, 0, err
-		}
-		base, err := s.memberIDs(ctx, repoID, *ch.Base)
-		if err != nil {
-			return nil, 0, err
-		}
-		inAdd := make(map[int64]bool, len(add))
-		for _, id := range add {
-			inAdd[id] = true
-		}
-		for id := range latest {
-			if !base[id] && !inAdd[id] && !inRemove[id] {
-				remove = append(remove, id)
-				inRemove[id] = true
-			}
-		}
-		for id := range base {
-			if !latest[id] && !inRemove[id] && !inAdd[id] {
-				add = append(add, id)
-				inAdd[id] = true
-			}
+		if err := s.rebase(ctx, repo, *ch.Base, d); err != nil {
+			return nil, err
 		}
 	}
+	var err error
+	if d.types, err = s.contentTypes(ctx, d.add); err != nil {
+		return nil, err
+	}
+	if err := s.replaceTags(ctx, repo.ID, d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
 
-	types, err := s.contentTypes(ctx, add)
-	if err != nil {
-		return nil, 0, err
+// rebase makes d start from version base instead of the latest: what the
+// latest holds and base does not is removed, and the reverse added, unless
+// the change itself says otherwise. It reads both versions in full.
+func (s *Store) rebase(ctx context.Context, repo *Repository, base int, d *delta) error {
+	if _, err := s.Version(ctx, repo.ID, base); err != nil {
+		return err
 	}
-	// A tag name is unique within a version: adding a tag removes the live
-	// tag of the same name.
+	latest, err := s.memberIDs(ctx, repo.ID, repo.LatestVersion)
+	if err != nil {
+		return err
+	}
+	inBase, err := s.memberIDs(ctx, repo.ID, base)
+	if err != nil {
+		return err
+	}
+	for id := range latest {
+		if !inBase[id] && !d.inAdd[id] {
+			d.removeUnit(id)
+		}
+	}
+	for id := range inBase {
+		if !latest[id] && !d.inRemove[id] {
+			d.addUnit(id)
+		}
+	}
+	return nil
+}
+
+// replaceTags removes the live tags that the added tags replace: a tag
+// name is unique within a version. Two added tags of one name are
+// errdef.ErrInvalid.
+func (s *Store) replaceTags(ctx context.Context, repoID string, d *delta) error {
+	byName := map[string]int64{}
 	var names []string
-	for _, id := range add {
-		if t := types[id]; t.name != "" {
-			names = append(names, t.name)
+	for _, id := range d.add {
+		name := d.types[id].name
+		if name == "" {
+			continue
 		}
+		if other, dup := byName[name]; dup {
+			return errdef.New(errdef.ErrInvalid, "tag %q is added twice (contents %d and %d)", name, other, id)
+		}
+		byName[name] = id
+		names = append(names, name)
 	}
-	if len(names) > 0 {
-		seen := map[string]int64{}
-		for _, id := range add {
-			if t := types[id]; t.name != "" {
-				if other, dup := seen[t.name]; dup {
-					return nil, 0, errdef.New(errdef.ErrInvalid, "tag %q is added twice (contents %d and %d)", t.name, other, id)
-				}
-				seen[t.name] = id
-			}
+	for chunk := range slices.Chunk(names, batch) {
+		var live []struct {
+			ID   int64  `bun:"content_id"`
+			Name string `bun:"name"`
 		}
-		for start := 0; start < len(names); start += batch {
-			var live []struct {
-				ID   int64  `bun:"content_id"`
-				Name string `bun:"name"`
-			}
-			err := s.db.NewSelect().Table("repository_contents").
-				ColumnExpr("repository_contents.content_id, c.name").
-				Join("JOIN contents AS c ON c.id = repository_contents.content_id").
-				Where("repository_contents.repository_id = ? AND repository_contents.version_removed IS NULL", repoID).
-				Where("repository_contents.content_type IN (?, ?)", content.TypeManifestTag, content.TypeManifestListTag).
-				Where("c.name IN (?)", bun.In(names[start:min(start+batch, len(names))])).
-				Scan(ctx, &live)
-			if err != nil {
-				return nil, 0, err
-			}
-			for _, l := range live {
-				if seen[l.Name] != l.ID && !inRemove[l.ID] {
-					remove = append(remove, l.ID)
-					inRemove[l.ID] = true
-				}
+		err := s.db.NewSelect().Table("repository_contents").
+			ColumnExpr("repository_contents.content_id, c.name").
+			Join("JOIN contents AS c ON c.id = repository_contents.content_id").
+			Where("repository_contents.repository_id = ? AND repository_contents.version_removed IS NULL", repoID).
+			Where("repository_contents.content_type IN (?, ?)", content.TypeManifestTag, content.TypeManifestListTag).
+			Where("c.name IN (?)", bun.In(chunk)).
+			Scan(ctx, &live)
+		if err != nil {
+			return err
+		}
+		for _, l := range live {
+			if byName[l.Name] != l.ID {
+				d.removeUnit(l.ID)
 			}
 		}
 	}
+	return nil
+}
 
-	latestV, err := s.Version(ctx, repoID, repo.LatestVersion)
+// latestCounts returns a summary to build the next version's on: nothing
+// added or removed yet, and present what the latest version holds.
+func (s *Store) latestCounts(ctx context.Context, repo *Repository) (*Summary, error) {
+	latest, err := s.Version(ctx, repo.ID, repo.LatestVersion)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	counts := newSummary()
-	if latestV.Counts != nil {
-		for t, k := range latestV.Counts.Present {
-			counts.Present[t] = k
-		}
-	} else if counts.Present, err = s.countWhere(ctx, repoID, presentIn, repo.LatestVersion, repo.LatestVersion); err != nil {
-		return nil, 0, err
+	if latest.Counts != nil {
+		maps.Copy(counts.Present, latest.Counts.Present)
+		return counts, nil
 	}
+	// A version made before summaries were stored.
+	counts.Present, err = s.countWhere(ctx, repo.ID, presentIn, repo.LatestVersion, repo.LatestVersion)
+	return counts, err
+}
 
-	changed := 0
-	for start := 0; start < len(remove); start += batch {
+// removeMembers ends the live membership of ids at version n, counting
+// what it ends in counts, and returns how many rows it changed.
+func (s *Store) removeMembers(ctx context.Context, repoID string, n int, ids []int64, counts *Summary) (int, error) {
+	removed := 0
+	for chunk := range slices.Chunk(ids, batch) {
 		var gone []content.Type
 		err := s.db.NewUpdate().Table("repository_contents").Set("version_removed = ?", n).
 			Where("repository_id = ? AND version_removed IS NULL", repoID).
-			Where("content_id IN (?)", bun.In(remove[start:min(start+batch, len(remove))])).
+			Where("content_id IN (?)", bun.In(chunk)).
 			Returning("content_type").
 			Scan(ctx, &gone)
 		if err != nil {
-			return nil, 0, err
+			return 0, err
 		}
 		for _, t := range gone {
 			counts.Removed[t]++
 			counts.Present[t]--
 		}
-		changed += len(gone)
+		removed += len(gone)
 	}
+	return removed, nil
+}
 
-	live, err := s.liveAmong(ctx, repoID, add)
+// addMembers writes a membership row from version n for each unit of
+// d.add not already live, counting them in counts, and returns how many
+// rows it wrote.
+func (s *Store) addMembers(ctx context.Context, repoID string, n int, d *delta, counts *Summary) (int, error) {
+	live, err := s.liveAmong(ctx, repoID, d.add)
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
-	rows := make([]membership, 0, len(add))
-	for _, id := range add {
+	rows := make([]membership, 0, len(d.add))
+	for _, id := range d.add {
 		if !live[id] {
-			rows = append(rows, membership{RepositoryID: repoID, ContentID: id, ContentType: types[id].typ, VersionAdded: n})
+			rows = append(rows, membership{RepositoryID: repoID, ContentID: id, ContentType: d.types[id].typ, VersionAdded: n})
 		}
 	}
-	for start := 0; start < len(rows); start += batch {
-		chunk := rows[start:min(start+batch, len(rows))]
+	for chunk := range slices.Chunk(rows, batch) {
 		if _, err := s.db.NewInsert().Model(&chunk).Exec(ctx); err != nil {
-			return nil, 0, err
+			return 0, err
 		}
 	}
 	for _, r := range rows {
 		counts.Added[r.ContentType]++
 		counts.Present[r.ContentType]++
 	}
-	changed += len(rows)
-	if changed == 0 {
-		return nil, 0, fmt.Errorf("%w: repository %q already holds exactly that content", ErrNoChange, repo.Name)
-	}
+	return len(rows), nil
+}
 
+// writeVersion stores version repo.NextVersion with its summary and makes
+// it the repository's latest.
+func (s *Store) writeVersion(ctx context.Context, repo *Repository, base *int, counts *Summary) (*Version, error) {
 	counts.prune()
-	v := &Version{ID: uuid.NewString(), RepositoryID: repoID, Number: n, BaseVersion: ch.Base, CreatedAt: time.Now().UTC(), Counts: counts}
+	n := repo.NextVersion
+	v := &Version{ID: uuid.NewString(), RepositoryID: repo.ID, Number: n, BaseVersion: base, CreatedAt: time.Now().UTC(), Counts: counts}
 	if _, err := s.db.NewInsert().Model(v).Exec(ctx); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	_, err = s.db.NewUpdate().Model((*Repository)(nil)).
+	_, err := s.db.NewUpdate().Model((*Repository)(nil)).
 		Set("latest_version = ?", n).Set("next_version = ?", n+1).
-		Where("id = ?", repoID).Exec(ctx)
+		Where("id = ?", repo.ID).Exec(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	return v, changed, nil
+	return v, nil
 }
 
 type unitType struct {
@@ -250,13 +327,12 @@ type unitType struct {
 // errdef.ErrNotFound for an id that is not stored.
 func (s *Store) contentTypes(ctx context.Context, ids []int64) (map[int64]unitType, error) {
 	out := make(map[int64]unitType, len(ids))
-	for start := 0; start < len(ids); start += batch {
+	for chunk := range slices.Chunk(ids, batch) {
 		var rows []struct {
 			ID   int64        `bun:"id"`
 			Type content.Type `bun:"type"`
 			Name string       `bun:"name"`
 		}
-		chunk := ids[start:min(start+batch, len(ids))]
 		err := s.db.NewSelect().Table("contents").Column("id", "type", "name").
 			Where("id IN (?)", bun.In(chunk)).Scan(ctx, &rows)
 		if err != nil {
@@ -267,7 +343,7 @@ func (s *Store) contentTypes(ctx context.Context, ids []int64) (map[int64]unitTy
 		}
 		for _, id := range chunk {
 			if _, ok := out[id]; !ok {
-				return nil, errdef.New(errdef.ErrNotFound, "content %d", id)
+				return nil, errdef.New(errdef.ErrNotFound, "content %d not found", id)
 			}
 		}
 	}
@@ -277,11 +353,11 @@ func (s *Store) contentTypes(ctx context.Context, ids []int64) (map[int64]unitTy
 // liveAmong returns which of ids are in the latest version of a repository.
 func (s *Store) liveAmong(ctx context.Context, repoID string, ids []int64) (map[int64]bool, error) {
 	out := make(map[int64]bool)
-	for start := 0; start < len(ids); start += batch {
+	for chunk := range slices.Chunk(ids, batch) {
 		var live []int64
 		err := s.db.NewSelect().Table("repository_contents").Column("content_id").
 			Where("repository_id = ? AND version_removed IS NULL", repoID).
-			Where("content_id IN (?)", bun.In(ids[start:min(start+batch, len(ids))])).
+			Where("content_id IN (?)", bun.In(chunk)).
 			Scan(ctx, &live)
 		if err != nil {
 			return nil, err
@@ -298,7 +374,7 @@ func (s *Store) memberIDs(ctx context.Context, repoID string, n int) (map[int64]
 	var ids []int64
 	err := s.db.NewSelect().Table("repository_contents").Column("content_id").
 		Where("repository_id = ?", repoID).
-		Where("version_added <= ? AND (version_removed IS NULL OR version_removed > ?)", n, n).
+		Where(presentIn, n, n).
 		Scan(ctx, &ids)
 	if err != nil {
 		return nil, err
@@ -308,18 +384,6 @@ func (s *Store) memberIDs(ctx context.Context, repoID string, n int) (map[int64]
 		out[id] = true
 	}
 	return out, nil
-}
-
-func uniq(ids []int64) []int64 {
-	seen := make(map[int64]bool, len(ids))
-	out := make([]int64, 0, len(ids))
-	for _, id := range ids {
-		if !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
-	}
-	return out
 }
 
 // Version returns version number n of a repository.
@@ -369,8 +433,12 @@ func (s *Store) ListVersions(ctx context.Context, repoID string, p Page) ([]Vers
 
 // DeleteVersion deletes version n. Its changes are folded into the next
 // version, so every later version keeps exactly its content; deleting the
-// latest version makes the one before it the latest. The only remaining
-// version cannot be deleted (errdef.ErrConflict).
+// latest version makes the one before it the latest.
+//
+// It is errdef.ErrConflict, naming what is in the way, to delete the only
+// remaining version, a version something serves (a distribution pinning
+// it), or the latest version of a repository something follows (a
+// distribution serving the repository's latest version): see Holders.
 func (s *Store) DeleteVersion(ctx context.Context, repoID string, n int) error {
 	return s.InTx(ctx, func(ctx context.Context, tx *Store) error {
 		repo, err := tx.lockRepository(ctx, repoID)
@@ -381,101 +449,142 @@ func (s *Store) DeleteVersion(ctx context.Context, repoID string, n int) error {
 		if err != nil {
 			return err
 		}
-		var numbers []int
-		if err := tx.db.NewSelect().Model((*Version)(nil)).Column("number").
-			Where("repository_id = ?", repoID).Order("number").Scan(ctx, &numbers); err != nil {
+		if err := tx.refuseServedVersion(ctx, repo, v); err != nil {
 			return err
 		}
-		if len(numbers) == 1 {
-			return errdef.New(errdef.ErrConflict, "version %d is the only version of repository %q", n, repo.Name)
-		}
-		prev, next := -1, -1
-		for _, k := range numbers {
-			if k < n {
-				prev = k
-			}
-			if k > n && next < 0 {
-				next = k
-			}
-		}
-		rc := func() *bun.UpdateQuery {
-			return tx.db.NewUpdate().Table("repository_contents").Where("repository_id = ?", repoID)
+		prev, next, err := tx.neighbours(ctx, repo, n)
+		if err != nil {
+			return err
 		}
 		if next < 0 {
-			// The latest goes: undo its changes.
-			if _, err := tx.db.NewDelete().Table("repository_contents").
-				Where("repository_id = ? AND version_added = ?", repoID, n).Exec(ctx); err != nil {
-				return err
-			}
-			if _, err := rc().Set("version_removed = NULL").Where("version_removed = ?", n).Exec(ctx); err != nil {
-				return err
-			}
-			if _, err := tx.db.NewUpdate().Model((*Repository)(nil)).Set("latest_version = ?", prev).
-				Where("id = ?", repoID).Exec(ctx); err != nil {
-				return err
-			}
+			err = tx.undoLatest(ctx, repoID, n, prev)
 		} else {
-			// Removed in n and added back in next: the unit never left, so
-			// the first row lives on until the second row's end.
-			var pairs []struct {
-				Old     int64 `bun:"old_id"`
-				New     int64 `bun:"new_id"`
-				Removed *int  `bun:"new_removed"`
-			}
-			err := tx.db.NewSelect().TableExpr("repository_contents AS a").
-				Join("JOIN repository_contents AS b ON b.repository_id = a.repository_id AND b.content_id = a.content_id").
-				ColumnExpr("a.id AS old_id, b.id AS new_id, b.version_removed AS new_removed").
-				Where("a.repository_id = ? AND a.version_removed = ? AND b.version_added = ?", repoID, n, next).
-				Scan(ctx, &pairs)
-			if err != nil {
-				return err
-			}
-			for _, p := range pairs {
-				if _, err := tx.db.NewDelete().Table("repository_contents").Where("id = ?", p.New).Exec(ctx); err != nil {
-					return err
-				}
-				if _, err := tx.db.NewUpdate().Table("repository_contents").Set("version_removed = ?", p.Removed).
-					Where("id = ?", p.Old).Exec(ctx); err != nil {
-					return err
-				}
-			}
-			// Added in n and removed in next: never seen by any version left.
-			if _, err := tx.db.NewDelete().Table("repository_contents").
-				Where("repository_id = ? AND version_added = ? AND version_removed = ?", repoID, n, next).Exec(ctx); err != nil {
-				return err
-			}
-			if _, err := rc().Set("version_added = ?", next).Where("version_added = ?", n).Exec(ctx); err != nil {
-				return err
-			}
-			if _, err := rc().Set("version_removed = ?", next).Where("version_removed = ?", n).Exec(ctx); err != nil {
-				return err
-			}
-			// The next version now carries n's changes too; what it holds
-			// is unchanged.
-			nv, err := tx.Version(ctx, repoID, next)
-			if err != nil {
-				return err
-			}
-			if nv.Counts == nil {
-				nv.Counts = newSummary()
-				if nv.Counts.Present, err = tx.countWhere(ctx, repoID, presentIn, next, next); err != nil {
-					return err
-				}
-			}
-			if nv.Counts.Added, err = tx.countWhere(ctx, repoID, "version_added = ?", next); err != nil {
-				return err
-			}
-			if nv.Counts.Removed, err = tx.countWhere(ctx, repoID, "version_removed = ?", next); err != nil {
-				return err
-			}
-			if _, err := tx.db.NewUpdate().Model(nv).Column("counts").WherePK().Exec(ctx); err != nil {
-				return err
-			}
+			err = tx.foldInto(ctx, repoID, n, next)
+		}
+		if err != nil {
+			return err
 		}
 		_, err = tx.db.NewDelete().Model(v).WherePK().Exec(ctx)
 		if db.IsForeignKeyViolation(err) {
-			return errdef.New(errdef.ErrConflict, "version %d of repository %q is still referenced (a distribution serves it?)", n, repo.Name)
+			return errdef.New(errdef.ErrConflict, "version %d of repository %q is still referenced by another object", n, repo.Name)
 		}
 		return err
 	})
+}
+
+// neighbours returns the numbers of the versions of repo just before and
+// just after n, -1 where there is none. When n is the only version, it is
+// errdef.ErrConflict.
+func (s *Store) neighbours(ctx context.Context, repo *Repository, n int) (prev, next int, err error) {
+	var numbers []int
+	if err := s.db.NewSelect().Model((*Version)(nil)).Column("number").
+		Where("repository_id = ?", repo.ID).Order("number").Scan(ctx, &numbers); err != nil {
+		return 0, 0, err
+	}
+	if len(numbers) == 1 {
+		return 0, 0, errdef.New(errdef.ErrConflict, "version %d is the only version of repository %q", n, repo.Name)
+	}
+	prev, next = -1, -1
+	for _, k := range numbers {
+		if k < n {
+			prev = k
+		}
+		if k > n && next < 0 {
+			next = k
+		}
+	}
+	return prev, next, nil
+}
+
+// undoLatest takes back the changes of version n, the latest, and makes
+// version prev the latest.
+func (s *Store) undoLatest(ctx context.Context, repoID string, n, prev int) error {
+	if _, err := s.db.NewDelete().Table("repository_contents").
+		Where("repository_id = ? AND version_added = ?", repoID, n).Exec(ctx); err != nil {
+		return err
+	}
+	if _, err := s.db.NewUpdate().Table("repository_contents").Set("version_removed = NULL").
+		Where("repository_id = ? AND version_removed = ?", repoID, n).Exec(ctx); err != nil {
+		return err
+	}
+	_, err := s.db.NewUpdate().Model((*Repository)(nil)).Set("latest_version = ?", prev).
+		Where("id = ?", repoID).Exec(ctx)
+	return err
+}
+
+// foldInto moves the changes of version n into version next, the one
+// after it, so that next holds exactly what it held, and brings next's
+// summary up to date.
+func (s *Store) foldInto(ctx context.Context, repoID string, n, next int) error {
+	if err := s.joinReadded(ctx, repoID, n, next); err != nil {
+		return err
+	}
+	// Added in n and removed in next: never seen by any version left.
+	if _, err := s.db.NewDelete().Table("repository_contents").
+		Where("repository_id = ? AND version_added = ? AND version_removed = ?", repoID, n, next).Exec(ctx); err != nil {
+		return err
+	}
+	rc := func() *bun.UpdateQuery {
+		return s.db.NewUpdate().Table("repository_contents").Where("repository_id = ?", repoID)
+	}
+	if _, err := rc().Set("version_added = ?", next).Where("version_added = ?", n).Exec(ctx); err != nil {
+		return err
+	}
+	if _, err := rc().Set("version_removed = ?", next).Where("version_removed = ?", n).Exec(ctx); err != nil {
+		return err
+	}
+	return s.recountChanges(ctx, repoID, next)
+}
+
+// joinReadded merges the two rows of each unit removed in version n and
+// added back in next: the unit never left, so the first row lives on until
+// the second row's end.
+func (s *Store) joinReadded(ctx context.Context, repoID string, n, next int) error {
+	var pairs []struct {
+		Old     int64 `bun:"old_id"`
+		New     int64 `bun:"new_id"`
+		Removed *int  `bun:"new_removed"`
+	}
+	err := s.db.NewSelect().TableExpr("repository_contents AS a").
+		Join("JOIN repository_contents AS b ON b.repository_id = a.repository_id AND b.content_id = a.content_id").
+		ColumnExpr("a.id AS old_id, b.id AS new_id, b.version_removed AS new_removed").
+		Where("a.repository_id = ? AND a.version_removed = ? AND b.version_added = ?", repoID, n, next).
+		Scan(ctx, &pairs)
+	if err != nil {
+		return err
+	}
+	for _, p := range pairs {
+		if _, err := s.db.NewDelete().Table("repository_contents").Where("id = ?", p.New).Exec(ctx); err != nil {
+			return err
+		}
+		if _, err := s.db.NewUpdate().Table("repository_contents").Set("version_removed = ?", p.Removed).
+			Where("id = ?", p.Old).Exec(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recountChanges rewrites the added and removed counts of version next,
+// which now carries the changes of the version deleted before it too;
+// what it holds is unchanged.
+func (s *Store) recountChanges(ctx context.Context, repoID string, next int) error {
+	nv, err := s.Version(ctx, repoID, next)
+	if err != nil {
+		return err
+	}
+	if nv.Counts == nil {
+		nv.Counts = newSummary()
+		if nv.Counts.Present, err = s.countWhere(ctx, repoID, presentIn, next, next); err != nil {
+			return err
+		}
+	}
+	if nv.Counts.Added, err = s.countWhere(ctx, repoID, "version_added = ?", next); err != nil {
+		return err
+	}
+	if nv.Counts.Removed, err = s.countWhere(ctx, repoID, "version_removed = ?", next); err != nil {
+		return err
+	}
+	_, err = s.db.NewUpdate().Model(nv).Column("counts").WherePK().Exec(ctx)
+	return err
 }

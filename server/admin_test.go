@@ -10,6 +10,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/mooring-dev/mooring"
 	"github.com/mooring-dev/mooring/internal/dbtest"
 	"github.com/mooring-dev/mooring/server"
 )
@@ -28,7 +29,7 @@ func TestEnsureAdminConcurrentFirstStart(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 4 {
 			wg.Go(func() {
-				p, err := server.EnsureAdmin(ctx, db, "")
+				p, err := mooring.NewUsers(db).EnsureAdmin(ctx, "")
 				if err != nil {
 					t.Error(err)
 				}
@@ -43,10 +44,10 @@ func TestEnsureAdminConcurrentFirstStart(t *testing.T) {
 		if len(printed) != 1 {
 			t.Fatalf("%d starts printed a password, want exactly 1", len(printed))
 		}
-		api := httptest.NewServer(server.New(server.Options{DB: db, Logger: slog.New(slog.DiscardHandler)}).API())
+		api := httptest.NewServer(newServer(t, db, nil, server.Options{Logger: slog.New(slog.DiscardHandler)}, mooring.Options{}).API())
 		defer api.Close()
 		req, _ := http.NewRequest("GET", api.URL+"/pulp/api/v3/repositories/", nil)
-		req.SetBasicAuth(server.AdminUser, printed[0])
+		req.SetBasicAuth(mooring.AdminUser, printed[0])
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -55,7 +56,7 @@ func TestEnsureAdminConcurrentFirstStart(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("the printed password: %s, want 200 OK", resp.Status)
 		}
-		if p, err := server.EnsureAdmin(ctx, db, ""); err != nil || p != "" {
+		if p, err := mooring.NewUsers(db).EnsureAdmin(ctx, ""); err != nil || p != "" {
 			t.Errorf("a later start printed %q, %v", p, err)
 		}
 	})

@@ -7,7 +7,6 @@ import (
 
 	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/remote"
-	"github.com/mooring-dev/mooring/task"
 )
 
 // remoteJSON is a remote as the API shows it: never its password or
@@ -172,13 +171,6 @@ func (s *Server) deleteRemote(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// syncArgs are the arguments of a "sync" task.
-type syncArgs struct {
-	Remote     string `json:"remote"`
-	Repository string `json:"repository"`
-	Mirror     bool   `json:"mirror"`
-}
-
 // syncRemote enqueues a sync of a remote into a repository: 202 and the
 // task's href, as Pulp answers.
 func (s *Server) syncRemote(w http.ResponseWriter, r *http.Request) error {
@@ -199,8 +191,8 @@ func (s *Server) syncRemote(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.repos.Repository(ctx, *repoID); err != nil {
 		return objectMissing(err, "repository")
 	}
-	args := syncArgs{Remote: rm.ID, Repository: *repoID, Mirror: mirror != nil && *mirror}
-	t, err := s.tasks.Enqueue(ctx, task.Spec{Name: TaskSync, Args: args, Resources: []string{repoHref(*repoID), remoteHref(rm.ID)}})
+	args := remote.SyncArgs{Remote: rm.ID, Repository: *repoID, Mirror: mirror != nil && *mirror}
+	t, err := remote.EnqueueSync(ctx, s.tasks, args, repoHref(*repoID), remoteHref(rm.ID))
 	if err != nil {
 		return err
 	}

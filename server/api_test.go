@@ -11,10 +11,10 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/mooring-dev/mooring"
 	"github.com/mooring-dev/mooring/content"
 	"github.com/mooring-dev/mooring/internal/dbtest"
 	"github.com/mooring-dev/mooring/internal/regtest"
-	"github.com/mooring-dev/mooring/server"
 )
 
 func TestAuthentication(t *testing.T) {
@@ -119,7 +119,7 @@ func TestRepositories(t *testing.T) {
 			}
 		}
 		req, _ := http.NewRequest("GET", e.api.URL+"/pulp/api/v3/repositories?limit=1", nil)
-		req.SetBasicAuth(server.AdminUser, password)
+		req.SetBasicAuth(mooring.AdminUser, password)
 		resp, err := (&http.Transport{}).RoundTrip(req)
 		if err != nil {
 			t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/mooring-dev/mooring"
 	"github.com/mooring-dev/mooring/internal/dbtest"
 	"github.com/mooring-dev/mooring/server"
 )
@@ -17,16 +18,16 @@ func TestEnsureAdmin(t *testing.T) {
 		if err := server.Migrate(ctx, db); err != nil {
 			t.Fatal(err)
 		}
-		generated, err := server.EnsureAdmin(ctx, db, "")
+		generated, err := mooring.NewUsers(db).EnsureAdmin(ctx, "")
 		if err != nil || len(generated) < 16 {
 			t.Fatalf("first start: %q, %v", generated, err)
 		}
-		again, err := server.EnsureAdmin(ctx, db, "")
+		again, err := mooring.NewUsers(db).EnsureAdmin(ctx, "")
 		if err != nil || again != "" {
 			t.Fatalf("second start generated %q (%v); the first password must stay", again, err)
 		}
 		var hash string
-		if err := db.NewSelect().Table("users").Column("password_hash").Where("username = ?", server.AdminUser).Scan(ctx, &hash); err != nil {
+		if err := db.NewSelect().Table("users").Column("password_hash").Where("username = ?", mooring.AdminUser).Scan(ctx, &hash); err != nil {
 			t.Fatal(err)
 		}
 		if hash == generated || len(hash) < 50 {
@@ -37,7 +38,7 @@ func TestEnsureAdmin(t *testing.T) {
 		if r.status != http.StatusUnauthorized {
 			t.Errorf("old password after a reset: %d", r.status)
 		}
-		if _, err := server.EnsureAdmin(ctx, db, "new-password"); err != nil {
+		if _, err := mooring.NewUsers(db).EnsureAdmin(ctx, "new-password"); err != nil {
 			t.Fatal(err)
 		}
 		r = e.call("GET", "/pulp/api/v3/repositories/", nil, func(r *http.Request) { r.SetBasicAuth("admin", "new-password") })

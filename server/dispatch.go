@@ -1,14 +1,11 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/mooring-dev/mooring/content/errdef"
 )
 
 // handlerFunc is what every route runs: it parses, calls the SDK once and
@@ -52,41 +49,6 @@ func (s *Server) renderRESTError(w http.ResponseWriter, r *http.Request, route s
 		w.Header().Set("WWW-Authenticate", `Basic realm="Mooring"`)
 	}
 	writeJSON(w, status, map[string]string{"detail": detail})
-}
-
-// registryHandler wraps a registry (pull) API handler: the API version
-// header and errors in the distribution spec's JSON shape.
-func (s *Server) registryHandler(name string, h handlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-		err := h(w, r)
-		if err != nil {
-			s.renderRegistryError(w, r, name, err)
-		}
-	})
-}
-
-func (s *Server) renderRegistryError(w http.ResponseWriter, r *http.Request, route string, err error) {
-	if errors.Is(err, context.Canceled) {
-		return // the client has gone
-	}
-	status, code := errdef.Status(err), errdef.RegistryCode(err)
-	msg := err.Error()
-	if status >= 500 {
-		s.log.Error("registry request failed", "route", route, "method", r.Method, "path", r.URL.Path, "err", err)
-		msg = "internal server error"
-	}
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="Mooring"`)
-	}
-	body, _ := json.Marshal(map[string]any{"errors": []map[string]any{{"code": code, "message": msg, "detail": nil}}})
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		w.Write(body)
-	}
 }
 
 // writeJSON encodes v as the response body with the given status.

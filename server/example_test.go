@@ -5,16 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 
-	mooringdb "github.com/mooring-dev/mooring/internal/db"
+	"github.com/mooring-dev/mooring"
 	"github.com/mooring-dev/mooring/server"
-	"github.com/mooring-dev/mooring/storage/filesystem"
 )
 
 // Serving the REST API and the registry from one database and blob store,
@@ -27,22 +25,15 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	db, err := mooringdb.Open(ctx, filepath.Join(dir, "mooring.db"))
+	m, err := mooring.Open(ctx, filepath.Join(dir, "mooring.db"), filepath.Join(dir, "blobs"), mooring.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer db.Close()
-	if err := server.Migrate(ctx, db); err != nil {
+	defer m.Close()
+	if err := m.Users.SetPassword(ctx, mooring.AdminUser, "admin"); err != nil {
 		log.Fatal(err)
 	}
-	if err := server.SetPassword(ctx, db, server.AdminUser, "admin"); err != nil {
-		log.Fatal(err)
-	}
-	blobs, err := filesystem.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv := server.New(server.Options{DB: db, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
+	srv := server.New(server.Options{Mooring: m})
 	api := httptest.NewServer(srv.API())
 	defer api.Close()
 	registry := httptest.NewServer(srv.Content())

@@ -20,10 +20,12 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/uptrace/bun"
 
+	"github.com/mooring-dev/mooring"
 	"github.com/mooring-dev/mooring/content"
 	"github.com/mooring-dev/mooring/distribution"
 	"github.com/mooring-dev/mooring/repository"
 	"github.com/mooring-dev/mooring/server"
+	"github.com/mooring-dev/mooring/storage"
 	"github.com/mooring-dev/mooring/storage/filesystem"
 	"github.com/mooring-dev/mooring/task"
 )
@@ -49,7 +51,7 @@ func newEnv(t *testing.T, db *bun.DB) *env {
 	if err := server.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	if err := server.SetPassword(ctx, db, server.AdminUser, password); err != nil {
+	if err := mooring.NewUsers(db).SetPassword(ctx, mooring.AdminUser, password); err != nil {
 		t.Fatal(err)
 	}
 	blobs, err := filesystem.New(t.TempDir())
@@ -57,8 +59,7 @@ func newEnv(t *testing.T, db *bun.DB) *env {
 		t.Fatal(err)
 	}
 	// A TTL of a nanosecond: tests see a repository's new version at once.
-	srv := server.New(server.Options{DB: db, Blobs: blobs, Logger: slog.New(slog.DiscardHandler),
-		Registry: distribution.Options{TTL: time.Nanosecond}})
+	srv := newServer(t, db, blobs, server.Options{Logger: slog.New(slog.DiscardHandler)}, mooring.Options{Registry: distribution.Options{TTL: time.Nanosecond}})
 	e := &env{t: t, db: db, srv: srv, repos: repository.NewStore(db), blobs: blobs}
 	e.api = httptest.NewServer(srv.API())
 	t.Cleanup(e.api.Close)
@@ -66,6 +67,30 @@ func newEnv(t *testing.T, db *bun.DB) *env {
 	t.Cleanup(e.content.Close)
 	e.router = openapiRouter(t)
 	return e
+}
+
+// newMooring opens Mooring on db and blobs (nil: a fresh directory).
+func newMooring(t testing.TB, db *bun.DB, blobs storage.Driver, opts mooring.Options) *mooring.Mooring {
+	t.Helper()
+	if blobs == nil {
+		fs, err := filesystem.New(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		blobs = fs
+	}
+	m, err := mooring.New(context.Background(), db, blobs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// newServer is a Server over newMooring(db, blobs, mopts).
+func newServer(t testing.TB, db *bun.DB, blobs storage.Driver, opts server.Options, mopts mooring.Options) *server.Server {
+	t.Helper()
+	opts.Mooring = newMooring(t, db, blobs, mopts)
+	return server.New(opts)
 }
 
 var openapiDoc *openapi3.T
@@ -136,7 +161,7 @@ func (e *env) call(method, path string, body any, opts ...func(*http.Request)) r
 	if raw != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.SetBasicAuth(server.AdminUser, password)
+	req.SetBasicAuth(mooring.AdminUser, password)
 	for _, o := range opts {
 		o(req)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/uptrace/bun"
 
+	"github.com/mooring-dev/mooring"
 	"github.com/mooring-dev/mooring/content"
 	"github.com/mooring-dev/mooring/distribution"
 	"github.com/mooring-dev/mooring/internal/dbtest"
@@ -35,7 +36,7 @@ func doPush(t *testing.T, base, method, path string, body []byte, header ...stri
 		rd = bytes.NewReader(body)
 	}
 	req, _ := http.NewRequest(method, base+path, rd)
-	req.SetBasicAuth(server.AdminUser, password)
+	req.SetBasicAuth(mooring.AdminUser, password)
 	for i := 0; i+1 < len(header); i += 2 {
 		if header[i] == "Authorization" && header[i+1] == "" {
 			req.Header.Del("Authorization")
@@ -329,8 +330,7 @@ func TestPushBadInput(t *testing.T) {
 func TestUploadAcrossServers(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
 		e := newEnv(t, db)
-		other := httptest.NewServer(server.New(server.Options{DB: db, Blobs: e.blobs, Logger: slog.New(slog.DiscardHandler),
-			Registry: distribution.Options{TTL: time.Nanosecond}}).Content())
+		other := httptest.NewServer(newServer(t, db, e.blobs, server.Options{Logger: slog.New(slog.DiscardHandler)}, mooring.Options{Registry: distribution.Options{TTL: time.Nanosecond}}).Content())
 		t.Cleanup(other.Close)
 
 		b := bytes.Repeat([]byte("0123456789"), 1000)
@@ -356,7 +356,7 @@ func TestUploadAcrossServers(t *testing.T) {
 		id := strings.TrimPrefix(loc, "/v2/app/blobs/uploads/")
 		e.push("PATCH", loc, b)
 		time.Sleep(20 * time.Millisecond)
-		sweeper := server.New(server.Options{DB: db, Blobs: e.blobs, Logger: slog.New(slog.DiscardHandler), UploadTimeout: 10 * time.Millisecond})
+		sweeper := newMooring(t, db, e.blobs, mooring.Options{UploadTimeout: 10 * time.Millisecond}).Push
 		n, err := sweeper.SweepUploads(context.Background())
 		if err != nil || n != 1 {
 			t.Fatalf("sweep: %d, %v; want 1", n, err)
@@ -376,8 +376,7 @@ func TestUploadAcrossServers(t *testing.T) {
 func TestPushSeenByOtherServer(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
 		e := newEnv(t, db)
-		other := httptest.NewServer(server.New(server.Options{DB: db, Blobs: e.blobs, Logger: slog.New(slog.DiscardHandler),
-			Registry: distribution.Options{TTL: time.Hour}}).Content())
+		other := httptest.NewServer(newServer(t, db, e.blobs, server.Options{Logger: slog.New(slog.DiscardHandler)}, mooring.Options{Registry: distribution.Options{TTL: time.Hour}}).Content())
 		t.Cleanup(other.Close)
 
 		if r := doPush(t, other.URL, "GET", "/v2/app/manifests/v1", nil); r.status != http.StatusNotFound {
@@ -404,7 +403,7 @@ func TestJanitor(t *testing.T) {
 		r := e.push("POST", "/v2/app/blobs/uploads/", nil)
 		loc := r.header.Get("Location")
 		e.push("PATCH", loc, []byte("abandoned"))
-		j := server.New(server.Options{DB: db, Blobs: e.blobs, Logger: slog.New(slog.DiscardHandler), UploadTimeout: 10 * time.Millisecond})
+		j := newMooring(t, db, e.blobs, mooring.Options{UploadTimeout: 10 * time.Millisecond}).Push
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { j.RunJanitor(ctx); close(done) }()
@@ -440,7 +439,7 @@ func TestSweepOrphanedUpload(t *testing.T) {
 			t.Fatalf("delete repository: %d %s", r.status, r.body)
 		}
 		time.Sleep(20 * time.Millisecond)
-		sweeper := server.New(server.Options{DB: db, Blobs: e.blobs, Logger: slog.New(slog.DiscardHandler), UploadTimeout: 10 * time.Millisecond})
+		sweeper := newMooring(t, db, e.blobs, mooring.Options{UploadTimeout: 10 * time.Millisecond}).Push
 		if n, err := sweeper.SweepUploads(context.Background()); err != nil || n != 1 {
 			t.Fatalf("sweep: %d, %v; want 1", n, err)
 		}

@@ -14,7 +14,9 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/mooring-dev/mooring"
 	"github.com/mooring-dev/mooring/distribution"
+	"github.com/mooring-dev/mooring/distribution/registryapi"
 	"github.com/mooring-dev/mooring/internal/dbtest"
 	"github.com/mooring-dev/mooring/server"
 	"github.com/mooring-dev/mooring/storage"
@@ -67,8 +69,7 @@ func TestRegistryBlobRedirect(t *testing.T) {
 	}))
 	t.Cleanup(bucket.Close)
 	blobs := redirectingBlobs{Driver: e.blobs, origin: bucket.URL, asked: make(chan time.Duration, 1)}
-	srv := server.New(server.Options{DB: e.db, Blobs: blobs, RedirectBlobs: true, Logger: slog.New(slog.DiscardHandler),
-		Registry: distribution.Options{TTL: time.Nanosecond}})
+	srv := newServer(t, e.db, blobs, server.Options{RedirectBlobs: true, Logger: slog.New(slog.DiscardHandler)}, mooring.Options{Registry: distribution.Options{TTL: time.Nanosecond}})
 	reg := httptest.NewServer(srv.Content())
 	t.Cleanup(reg.Close)
 
@@ -100,8 +101,8 @@ func TestRegistryBlobRedirect(t *testing.T) {
 	}
 	select {
 	case exp := <-blobs.asked:
-		if exp != server.DefaultRedirectExpiry {
-			t.Errorf("URL asked for %v, want the default %v", exp, server.DefaultRedirectExpiry)
+		if exp != registryapi.DefaultRedirectExpiry {
+			t.Errorf("URL asked for %v, want the default %v", exp, registryapi.DefaultRedirectExpiry)
 		}
 	default:
 		t.Error("the driver was not asked for a URL")

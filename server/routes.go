@@ -54,33 +54,6 @@ var apiRoutes = []route{
 	{"tasks-cancel", "/pulp/api/v3/tasks/" + idRe + "/", []string{"PATCH"}, (*Server).cancelTask},
 }
 
-// nameRe is the repository name grammar of the distribution spec, without
-// capturing groups (gorilla/mux forbids them): base paths may contain '/'.
-const nameRe = `{name:[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*}`
-
-// contentRoutes are the registry's endpoints (distribution spec: pull,
-// push, content management, referrers).
-var contentRoutes = []route{
-	{"base", "/v2/", []string{"GET", "HEAD"}, (*Server).getBase},
-	{"base-no-slash", "/v2", []string{"GET", "HEAD"}, (*Server).getBase},
-	{"catalog", "/v2/_catalog", []string{"GET", "HEAD"}, (*Server).getCatalog},
-	{"tags", "/v2/" + nameRe + "/tags/list", []string{"GET", "HEAD"}, (*Server).getTags},
-	{"manifest", "/v2/" + nameRe + "/manifests/{reference}", []string{"GET", "HEAD"}, (*Server).getManifest},
-	{"blob", "/v2/" + nameRe + "/blobs/{digest}", []string{"GET", "HEAD"}, (*Server).getBlob},
-	{"referrers", "/v2/" + nameRe + "/referrers/{digest}", []string{"GET", "HEAD"}, (*Server).getReferrers},
-
-	// Push and delete (distribution spec "Push", "Content Management"):
-	// HTTP Basic authentication with a REST API user.
-	{"upload-start", "/v2/" + nameRe + "/blobs/uploads/", []string{"POST"}, (*Server).startUpload},
-	{"upload-status", "/v2/" + nameRe + "/blobs/uploads/{uuid}", []string{"GET", "HEAD"}, (*Server).uploadStatus},
-	{"upload-patch", "/v2/" + nameRe + "/blobs/uploads/{uuid}", []string{"PATCH"}, (*Server).patchUpload},
-	{"upload-finish", "/v2/" + nameRe + "/blobs/uploads/{uuid}", []string{"PUT"}, (*Server).finishUpload},
-	{"upload-cancel", "/v2/" + nameRe + "/blobs/uploads/{uuid}", []string{"DELETE"}, (*Server).cancelUpload},
-	{"blob-delete", "/v2/" + nameRe + "/blobs/{digest}", []string{"DELETE"}, (*Server).deleteBlob},
-	{"manifest-put", "/v2/" + nameRe + "/manifests/{reference}", []string{"PUT"}, (*Server).putManifest},
-	{"manifest-delete", "/v2/" + nameRe + "/manifests/{reference}", []string{"DELETE"}, (*Server).deleteManifest},
-}
-
 func (s *Server) apiRouter() http.Handler {
 	r := mux.NewRouter()
 	for _, rt := range apiRoutes {
@@ -104,19 +77,6 @@ func (s *Server) apiRouter() http.Handler {
 	})
 	r.MethodNotAllowedHandler = s.restHandler("method-not-allowed", func(_ http.ResponseWriter, r *http.Request) error {
 		return errdef.New(errdef.ErrRegistryUnsupported, `Method "%s" not allowed.`, r.Method)
-	})
-	return r
-}
-
-func (s *Server) contentRouter() http.Handler {
-	// No path cleaning: "a//b" is an invalid name, not a redirect to "a/b".
-	r := mux.NewRouter().SkipClean(true)
-	for _, rt := range contentRoutes {
-		r.Handle(rt.path, s.registryHandler(rt.name, s.bind(rt.h))).Methods(rt.methods...).Name(rt.name)
-	}
-	r.NotFoundHandler = s.registryHandler("not-found", s.unmatched)
-	r.MethodNotAllowedHandler = s.registryHandler("method-not-allowed", func(_ http.ResponseWriter, r *http.Request) error {
-		return errdef.New(errdef.ErrRegistryUnsupported, "method %s is not supported on %s", r.Method, r.URL.Path)
 	})
 	return r
 }

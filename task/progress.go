@@ -11,7 +11,10 @@ import (
 // 500ms, a report starting or completing and a recorded resource at once —
 // and finally together with the task's outcome.
 //
-// The zero Progress records in memory only, which suits handler unit tests.
+// The zero Progress records in memory only, which suits handler unit tests
+// and callers outside a Runner: they read the outcome with Reports. A nil
+// *Progress records nothing: its Report returns a nil *Report, whose
+// methods do nothing, so code that reports progress need not check.
 type Progress struct {
 	mu      sync.Mutex
 	reports []ProgressReport
@@ -42,6 +45,9 @@ func (p *Progress) changed(urgent bool) {
 // If the task already has a report with this code, Report updates its
 // message and total and returns it.
 func (p *Progress) Report(code, message string, total int64) *Report {
+	if p == nil {
+		return nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i := range p.reports {
@@ -59,10 +65,24 @@ func (p *Progress) Report(code, message string, total int64) *Report {
 // Created records href as a resource the task created, such as a new
 // repository version. It appears in Task.CreatedResources.
 func (p *Progress) Created(href string) {
+	if p == nil {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.created = append(p.created, href)
 	p.changed(true)
+}
+
+// Reports returns a copy of the progress reports, in the order they were
+// started; nil for a nil Progress.
+func (p *Progress) Reports() []ProgressReport {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.reports)
 }
 
 // pending returns the reports and created resources if they changed since
@@ -104,13 +124,17 @@ func (p *Progress) final(s State) ([]ProgressReport, []string) {
 	return reports, created
 }
 
-// Report is a handle on one of a task's progress reports.
+// Report is a handle on one of a task's progress reports. The methods of a
+// nil *Report do nothing.
 type Report struct {
 	p *Progress
 	i int
 }
 
 func (r *Report) update(urgent bool, f func(*ProgressReport)) {
+	if r == nil {
+		return
+	}
 	r.p.mu.Lock()
 	defer r.p.mu.Unlock()
 	f(&r.p.reports[r.i])
@@ -134,4 +158,16 @@ func (r *Report) SetTotal(total int64) {
 // handler returns take the task's final state instead.
 func (r *Report) Complete() {
 	r.update(true, func(pr *ProgressReport) { pr.State = StateCompleted })
+}
+
+// End ends the report in state s (StateFailed, StateCanceled or
+// StateCompleted) if it is still running; an ended report keeps its state.
+// It is for callers outside a Runner, which otherwise ends running reports
+// in the task's final state.
+func (r *Report) End(s State) {
+	r.update(true, func(pr *ProgressReport) {
+		if pr.State == StateRunning {
+			pr.State = s
+		}
+	})
 }

@@ -57,7 +57,7 @@ type Options struct {
 	// canceled, for handlers to return. Tasks whose handlers have not
 	// returned by then are marked failed anyway. Default 10s.
 	ShutdownTimeout time.Duration
-	// Logger receives the Runner's logs. Default slog.Default().
+	// Logger receives the Runner's logs; nil discards them.
 	Logger *slog.Logger
 }
 
@@ -106,7 +106,7 @@ func NewRunner(db *bun.DB, opts Options) *Runner {
 		opts.ShutdownTimeout = 10 * time.Second
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Runner{
 		db:       db,

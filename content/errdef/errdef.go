@@ -41,7 +41,8 @@ var (
 )
 
 // Error is a sentinel kind with a message meant for whoever made the
-// request. Its text is the message alone.
+// request. Its text is the message alone, after the registry code's
+// description when the kind is a *Code ("blob unknown to registry: …").
 type Error struct {
 	// Kind is one of the sentinels above (or a Code).
 	Kind error
@@ -54,7 +55,12 @@ func New(kind error, format string, args ...any) error {
 	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
 }
 
-func (e *Error) Error() string { return e.Message }
+func (e *Error) Error() string {
+	if c, ok := e.Kind.(*Code); ok {
+		return c.Message + ": " + e.Message
+	}
+	return e.Message
+}
 
 // Unwrap returns the kind.
 func (e *Error) Unwrap() error { return e.Kind }

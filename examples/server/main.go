@@ -38,10 +38,8 @@ import (
 	"syscall"
 	"time"
 
-	mooringdb "github.com/mooring-dev/mooring/internal/db"
+	"github.com/mooring-dev/mooring"
 	"github.com/mooring-dev/mooring/server"
-	"github.com/mooring-dev/mooring/storage"
-	"github.com/mooring-dev/mooring/storage/filesystem"
 	"github.com/mooring-dev/mooring/storage/s3"
 	"github.com/mooring-dev/mooring/task"
 )
@@ -138,7 +136,6 @@ func parseFlags() (config, error) {
 		}
 		c.s3 = &cfg
 	case strings.HasPrefix(c.storage, "file://"):
-		c.storage = strings.TrimPrefix(c.storage, "file://")
 	case strings.Contains(c.storage, "://"):
 		return c, fmt.Errorf("-storage %q: want a directory, file://DIR or s3://BUCKET", c.storage)
 	}
@@ -146,14 +143,6 @@ func parseFlags() (config, error) {
 		return c, errors.New("-storage-redirect needs S3 storage (-storage s3://…): the filesystem driver cannot hand out URLs")
 	}
 	return c, nil
-}
-
-// openStorage opens the blob store c names.
-func openStorage(ctx context.Context, c config) (storage.Driver, error) {
-	if c.s3 != nil {
-		return s3.New(ctx, *c.s3)
-	}
-	return filesystem.New(c.storage)
 }
 
 func run() error {
@@ -174,25 +163,18 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	db, err := mooringdb.Open(ctx, c.database)
+	m, err := mooring.Open(ctx, c.database, c.storage, mooring.Options{Logger: log, UploadTimeout: c.uploadAfter})
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	if err := server.Migrate(ctx, db); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	generated, err := server.EnsureAdmin(ctx, db, os.Getenv("MOORING_ADMIN_PASSWORD"))
+	defer m.Close()
+	generated, err := m.Users.EnsureAdmin(ctx, os.Getenv("MOORING_ADMIN_PASSWORD"))
 	if err != nil {
 		return fmt.Errorf("admin user: %w", err)
 	}
 	if generated != "" {
 		// Printed once, on stdout, never logged.
-		fmt.Printf("Generated password for the REST API user %q: %s\n", server.AdminUser, generated)
-	}
-	blobs, err := openStorage(ctx, c)
-	if err != nil {
-		return fmt.Errorf("storage: %w", err)
+		fmt.Printf("Generated password for the REST API user %q: %s\n", mooring.AdminUser, generated)
 	}
 	if c.s3 != nil {
 		log.Info("blob storage", "bucket", c.s3.Bucket, "prefix", c.s3.Prefix, "endpoint", c.s3.Endpoint, "redirect", c.redirect)
@@ -200,10 +182,9 @@ func run() error {
 		log.Info("blob storage", "dir", c.storage)
 	}
 
-	srv := server.New(server.Options{DB: db, Blobs: blobs, ContentOrigin: c.origin, Logger: log, RedirectBlobs: c.redirect,
-		UploadTimeout: c.uploadAfter})
+	srv := server.New(server.Options{Mooring: m, ContentOrigin: c.origin, Logger: log, RedirectBlobs: c.redirect})
 	if c.contentAddr != "" {
-		go srv.RunJanitor(ctx)
+		go m.Push.RunJanitor(ctx)
 	}
 
 	var wg sync.WaitGroup
@@ -238,7 +219,7 @@ func run() error {
 	}
 	var runnerDone chan error
 	if c.workers > 0 {
-		runner := task.NewRunner(db, task.Options{Workers: c.workers, Heartbeat: c.heartbeat, DeadAfter: c.deadAfter, Logger: log})
+		runner := task.NewRunner(m.DB, task.Options{Workers: c.workers, Heartbeat: c.heartbeat, DeadAfter: c.deadAfter, Logger: log})
 		srv.RegisterTasks(runner)
 		runnerDone = make(chan error, 1)
 		go func() { runnerDone <- runner.Run(ctx) }()

@@ -1,5 +1,5 @@
 -- REST API users; passwords are bcrypt hashes.
-CREATE TABLE users (
+CREATE TABLE IF NOT EXISTS users (
   username VARCHAR(150) PRIMARY KEY,
   password_hash VARCHAR(100) NOT NULL,
   created_at TIMESTAMP NOT NULL,

@@ -1,6 +1,7 @@
-package server
+package registryapi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/mooring-dev/mooring/content"
 	"github.com/mooring-dev/mooring/content/errdef"
@@ -19,15 +22,15 @@ import (
 )
 
 // getBase answers the API version check (distribution spec "Determining
-// support"). Without valid credentials it is a 401 with a Basic challenge:
+// support"). With an Authenticator, without valid credentials it is a 401
+// with the challenge:
 // clients such as podman and skopeo decide on this probe alone whether to
 // send credentials later, so a push needs it; pulls stay anonymous.
-func (s *Server) getBase(w http.ResponseWriter, r *http.Request) error {
-	if err := s.authenticate(r); err != nil {
+func (h *handler) getBase(w http.ResponseWriter, r *http.Request) error {
+	if err := h.authorize(r, Access{}); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, struct{}{})
-	return nil
+	return writeJSON(w, http.StatusOK, struct{}{})
 }
 
 // listParams reads n and last ("Listing Tags", "Catalog"); n defaults to
@@ -56,32 +59,31 @@ func setNextLink(w http.ResponseWriter, r *http.Request, page []string, n int) {
 	w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, r.URL.Path, q.Encode()))
 }
 
-func (s *Server) getCatalog(w http.ResponseWriter, r *http.Request) error {
+func (h *handler) getCatalog(w http.ResponseWriter, r *http.Request) error {
 	n, last, err := listParams(r)
 	if err != nil {
 		return err
 	}
 	paths := []string{}
 	if n > 0 {
-		if paths, err = s.registry.Catalog(r.Context(), n, last); err != nil {
+		if paths, err = h.registry.Catalog(r.Context(), n, last); err != nil {
 			return err
 		}
 	}
 	setNextLink(w, r, paths, n)
-	writeJSON(w, http.StatusOK, map[string][]string{"repositories": paths})
-	return nil
+	return writeJSON(w, http.StatusOK, map[string][]string{"repositories": paths})
 }
 
-func (s *Server) getTags(w http.ResponseWriter, r *http.Request) error {
+func (h *handler) getTags(w http.ResponseWriter, r *http.Request) error {
 	n, last, err := listParams(r)
 	if err != nil {
 		return err
 	}
-	v, err := s.registry.Resolve(r.Context(), mux.Vars(r)["name"])
+	v, err := h.registry.Resolve(r.Context(), mux.Vars(r)["name"])
 	if err != nil {
 		return err
 	}
-	all, err := s.registry.Tags(r.Context(), v)
+	all, err := h.registry.Tags(r.Context(), v)
 	if err != nil {
 		return err
 	}
@@ -94,8 +96,7 @@ func (s *Server) getTags(w http.ResponseWriter, r *http.Request) error {
 	}
 	page := all[start:min(start+n, len(all))]
 	setNextLink(w, r, page, n)
-	writeJSON(w, http.StatusOK, map[string]any{"name": v.BasePath, "tags": page})
-	return nil
+	return writeJSON(w, http.StatusOK, map[string]any{"name": v.BasePath, "tags": page})
 }
 
 // accepts reports which media types the request's Accept headers allow. No
@@ -129,14 +130,14 @@ func accepts(r *http.Request) func(string) bool {
 
 // getManifest serves a manifest by tag or digest ("Pulling manifests"):
 // the exact stored bytes, with the headers clients check.
-func (s *Server) getManifest(w http.ResponseWriter, r *http.Request) error {
+func (h *handler) getManifest(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	v, err := s.registry.Resolve(ctx, mux.Vars(r)["name"])
+	v, err := h.registry.Resolve(ctx, mux.Vars(r)["name"])
 	if err != nil {
 		return err
 	}
 	ref := mux.Vars(r)["reference"]
-	m, err := s.registry.Manifest(ctx, v, ref)
+	m, err := h.registry.Manifest(ctx, v, ref)
 	if err != nil {
 		return err
 	}
@@ -149,21 +150,21 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request) error {
 			if m.Type != content.TypeManifestList {
 				return errdef.New(errdef.ErrManifestUnknown, "%s is %s, which the Accept header does not allow", ref, m.MediaType)
 			}
-			if m, err = s.registry.PlatformManifest(ctx, v, m, "linux", "amd64", accept); err != nil {
+			if m, err = h.registry.PlatformManifest(ctx, v, m, "linux", "amd64", accept); err != nil {
 				return err
 			}
 		}
 	}
-	h := w.Header()
+	hd := w.Header()
 	etag := `"` + m.Digest.String() + `"`
-	h.Set("Docker-Content-Digest", m.Digest.String())
-	h.Set("ETag", etag)
+	hd.Set("Docker-Content-Digest", m.Digest.String())
+	hd.Set("ETag", etag)
 	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	h.Set("Content-Type", m.MediaType)
-	h.Set("Content-Length", strconv.Itoa(len(m.Raw)))
+	hd.Set("Content-Type", m.MediaType)
+	hd.Set("Content-Length", strconv.Itoa(len(m.Raw)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(m.Raw)
@@ -177,33 +178,33 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request) error {
 // answered with a 307 to the backing store instead, which then serves the
 // bytes (and any Range the client asks for); HEAD is answered here, from
 // the size OpenBlob learnt.
-func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
+func (h *handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	d, err := digest.Parse(mux.Vars(r)["digest"])
 	if err != nil {
 		return fmt.Errorf("%w: %v", errdef.ErrDigestInvalid, err)
 	}
-	v, err := s.registry.Resolve(ctx, mux.Vars(r)["name"])
+	v, err := h.registry.Resolve(ctx, mux.Vars(r)["name"])
 	if err != nil {
 		return err
 	}
 	// OpenBlob checks the version holds the blob and that storage has it;
 	// on S3 it costs one HEAD and no GET until the first Read.
-	b, err := s.registry.OpenBlob(ctx, v, d)
+	b, err := h.registry.OpenBlob(ctx, v, d)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	h := w.Header()
-	h.Set("Docker-Content-Digest", d.String())
+	hd := w.Header()
+	hd.Set("Docker-Content-Digest", d.String())
 	// A manifest served as a blob has a media type and comes from the
 	// database, not from storage: it cannot be redirected.
-	if s.redirect != nil && r.Method == http.MethodGet && b.MediaType == "" && redirectableRange(r.Header.Get("Range"), b.Size) {
+	if h.redirect != nil && r.Method == http.MethodGet && b.MediaType == "" && redirectableRange(r.Header.Get("Range"), b.Size) {
 		var u string
 		if or, ok := b.ReadSeekCloser.(storage.OpenRedirector); ok {
-			u, err = or.RedirectURL(ctx, s.expiry) // no second existence check
+			u, err = or.RedirectURL(ctx, h.expiry) // no second existence check
 		} else {
-			u, err = s.redirect.RedirectURL(ctx, d, s.expiry)
+			u, err = h.redirect.RedirectURL(ctx, d, h.expiry)
 		}
 		if err != nil {
 			if errors.Is(err, errdef.ErrNotFound) {
@@ -212,15 +213,15 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		// The URL expires: let no cache keep the redirect longer.
-		h.Set("Cache-Control", "no-store")
+		hd.Set("Cache-Control", "no-store")
 		http.Redirect(w, r, u, http.StatusTemporaryRedirect)
 		return nil
 	}
-	h.Set("ETag", `"`+d.String()+`"`)
-	h.Set("Cache-Control", "max-age=31536000")
-	h.Set("Content-Type", "application/octet-stream")
+	hd.Set("ETag", `"`+d.String()+`"`)
+	hd.Set("Cache-Control", "max-age=31536000")
+	hd.Set("Content-Type", "application/octet-stream")
 	if b.MediaType != "" {
-		h.Set("Content-Type", b.MediaType)
+		hd.Set("Content-Type", b.MediaType)
 	}
 	http.ServeContent(w, r, "", time.Time{}, b.ReadSeekCloser)
 	return nil
@@ -266,7 +267,7 @@ func redirectableRange(h string, size int64) bool {
 
 // unmatched answers paths no route matched: a name that breaks the
 // grammar is NAME_INVALID, anything else NAME_UNKNOWN or UNSUPPORTED.
-func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) error {
+func (h *handler) unmatched(w http.ResponseWriter, r *http.Request) error {
 	{
 		p := r.URL.Path
 		if !strings.HasPrefix(p, "/v2/") {
@@ -288,4 +289,50 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-var errNotFoundRegistry = fmt.Errorf("%w: no such endpoint", errNotFound)
+var errNotFoundRegistry = errdef.New(errdef.ErrNameUnknown, "no such endpoint")
+
+// getReferrers answers GET /v2/<name>/referrers/<digest> (distribution
+// spec "Listing Referrers"): an OCI index of the manifests in the served
+// version whose subject is the digest, filtered by ?artifactType=. A name
+// not served, or a subject nothing refers to, has an empty list.
+func (h *handler) getReferrers(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	d, err := parseDigest(mux.Vars(r)["digest"])
+	if err != nil {
+		return err
+	}
+	filter := r.URL.Query().Get("artifactType")
+	descs := []ocispec.Descriptor{}
+	v, err := h.registry.Resolve(ctx, mux.Vars(r)["name"])
+	switch {
+	case err == nil:
+		if descs, err = h.registry.Referrers(ctx, v, d, filter); err != nil {
+			return err
+		}
+	case !errors.Is(err, errdef.ErrNameUnknown):
+		return err
+	}
+	if filter != "" {
+		w.Header().Set("OCI-Filters-Applied", "artifactType")
+	}
+	body, err := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: descs})
+	if err != nil {
+		return err
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", ocispec.MediaTypeImageIndex)
+	hd.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+	return nil
+}
+
+func parseDigest(s string) (digest.Digest, error) {
+	d := digest.Digest(s)
+	if err := storage.ValidateDigest(d); err != nil {
+		return "", fmt.Errorf("%w: %v", errdef.ErrDigestInvalid, err)
+	}
+	return d, nil
+}

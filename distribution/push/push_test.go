@@ -1,0 +1,181 @@
+package push_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/uptrace/bun"
+
+	"github.com/mooring-dev/mooring/content/errdef"
+	"github.com/mooring-dev/mooring/distribution"
+	"github.com/mooring-dev/mooring/distribution/push"
+	"github.com/mooring-dev/mooring/internal/dbtest"
+	"github.com/mooring-dev/mooring/repository"
+	"github.com/mooring-dev/mooring/storage/filesystem"
+)
+
+func newService(t *testing.T, db *bun.DB) (*push.Service, *repository.Store) {
+	t.Helper()
+	ctx := context.Background()
+	if err := push.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := filesystem.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	repos := repository.NewStore(db)
+	var svc *push.Service
+	reg := distribution.NewRegistry(distribution.NewStore(db), repos, blobs, distribution.Options{
+		Staged: func(ctx context.Context, repoID string, d digest.Digest) (bool, error) { return svc.Staged(ctx, repoID, d) }})
+	svc = push.NewService(db, blobs, reg, push.Options{})
+	return svc, repos
+}
+
+func randomBlob(r *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func manifestJSON(config []byte, layers ...[]byte) []byte {
+	desc := func(mt string, b []byte) string {
+		return fmt.Sprintf(`{"mediaType":%q,"digest":%q,"size":%d}`, mt, digest.FromBytes(b), len(b))
+	}
+	var ls bytes.Buffer
+	for i, l := range layers {
+		if i > 0 {
+			ls.WriteString(",")
+		}
+		ls.WriteString(desc(ocispec.MediaTypeImageLayerGzip, l))
+	}
+	return fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"config":%s,"layers":[%s]}`,
+		ocispec.MediaTypeImageManifest, desc(ocispec.MediaTypeImageConfig, config), ls.String())
+}
+
+// TestParallelPushesShareFreshLayers pushes 20 images at once into a new
+// name, each with the same 5 new layers and one layer and config of its
+// own, as 20 `crane append`s would, for several rounds: every push must
+// succeed (a blob pushed to a name stays visible to every later manifest
+// of that name, whatever commits beside it) and make one version.
+func TestParallelPushesShareFreshLayers(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		svc, repos := newService(t, db)
+		rng := rand.New(rand.NewPCG(1, 2))
+		const clients, rounds = 20, 3
+		for round := range rounds {
+			name := fmt.Sprintf("team/app%d", round)
+			shared := make([][]byte, 5)
+			for i := range shared {
+				shared[i] = randomBlob(rng, 2048)
+			}
+			own := make([][2][]byte, clients)
+			for i := range own {
+				own[i] = [2][]byte{randomBlob(rng, 512), fmt.Appendf(nil, `{"round":%d,"client":%d}`, round, i)}
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, clients)
+			for i := range clients {
+				wg.Go(func() {
+					layer, config := own[i][0], own[i][1]
+					for _, b := range append(append([][]byte{}, shared...), layer, config) {
+						if _, err := svc.PutBlob(ctx, name, digest.FromBytes(b), int64(len(b)), bytes.NewReader(b)); err != nil {
+							errs <- fmt.Errorf("client %d: put blob: %w", i, err)
+							return
+						}
+					}
+					p, err := svc.PutManifest(ctx, name, push.Manifest{MediaType: ocispec.MediaTypeImageManifest,
+						Raw: manifestJSON(config, append(append([][]byte{}, shared...), layer)...), Reference: fmt.Sprintf("v%d", i)})
+					if err != nil {
+						errs <- fmt.Errorf("client %d: put manifest: %w", i, err)
+						return
+					}
+					if p.Version == nil {
+						errs <- fmt.Errorf("client %d: the push made no version", i)
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			repo, err := repos.RepositoryByName(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, n, err := repos.ListVersions(ctx, repo.ID, repository.Page{})
+			if err != nil || n != clients+1 {
+				t.Errorf("round %d: %d versions, %v; want %d (version 0 and one per manifest)", round, n, err, clients+1)
+			}
+			tags, err := repos.TagNames(ctx, repository.VersionRef{RepositoryID: repo.ID, Number: repo.LatestVersion})
+			if err != nil || len(tags) != clients {
+				t.Errorf("round %d: latest version has tags %v, %v; want %d", round, tags, err, clients)
+			}
+		}
+	})
+}
+
+// TestPushErrors: bad input is refused with the registry code a client
+// sees, and leaves no version behind.
+func TestPushErrors(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		svc, repos := newService(t, db)
+		layer, config := []byte("layer"), []byte(`{"config":true}`)
+		if _, err := svc.PutBlob(ctx, "app", digest.FromBytes(config), int64(len(config)), bytes.NewReader(config)); err != nil {
+			t.Fatal(err)
+		}
+		raw := manifestJSON(config, layer)
+		for _, c := range []struct {
+			what string
+			err  error
+			call func() error
+		}{
+			{"a manifest naming a blob never pushed", errdef.ErrManifestBlobUnknown, func() error {
+				_, err := svc.PutManifest(ctx, "app", push.Manifest{MediaType: ocispec.MediaTypeImageManifest, Raw: raw, Reference: "v1"})
+				return err
+			}},
+			{"a blob whose bytes do not match its digest", errdef.ErrDigestInvalid, func() error {
+				_, err := svc.PutBlob(ctx, "app", digest.FromString("other"), int64(len(layer)), bytes.NewReader(layer))
+				return err
+			}},
+			{"a malformed name", errdef.ErrNameInvalid, func() error {
+				_, err := svc.PutBlob(ctx, "App//x", digest.FromBytes(layer), int64(len(layer)), bytes.NewReader(layer))
+				return err
+			}},
+			{"a manifest that is not JSON", errdef.ErrManifestInvalid, func() error {
+				_, err := svc.PutManifest(ctx, "app", push.Manifest{MediaType: ocispec.MediaTypeImageManifest, Raw: []byte("{"), Reference: "v1"})
+				return err
+			}},
+			{"a bad tag", errdef.ErrTagInvalid, func() error {
+				_, err := svc.PutManifest(ctx, "app", push.Manifest{MediaType: ocispec.MediaTypeImageManifest, Raw: raw, Reference: "-bad"})
+				return err
+			}},
+			{"deleting a manifest the repository lacks", errdef.ErrManifestUnknown, func() error {
+				return svc.DeleteManifest(ctx, "app", "v9")
+			}},
+		} {
+			if err := c.call(); !errors.Is(err, c.err) {
+				t.Errorf("%s: err = %v, want %v", c.what, err, c.err)
+			}
+		}
+		repo, err := repos.RepositoryByName(ctx, "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if repo.LatestVersion != 0 {
+			t.Errorf("refused pushes made version %d", repo.LatestVersion)
+		}
+	})
+}

@@ -1,0 +1,23 @@
+package distribution
+
+import "context"
+
+// BasePathsOf returns the base paths of the distributions that follow
+// repository repoID's latest version, sorted.
+func (s *Store) BasePathsOf(ctx context.Context, repoID string) ([]string, error) {
+	paths := []string{}
+	err := s.db.NewSelect().Model((*Distribution)(nil)).Column("base_path").
+		Where("repository_id = ?", repoID).Order("base_path").Scan(ctx, &paths)
+	return paths, err
+}
+
+// ForgetRepository drops the cached resolution of every base path that
+// follows repository repoID, so that a version just created is served at
+// once by this process (others see it within Options.TTL).
+func (r *Registry) ForgetRepository(ctx context.Context, repoID string) error {
+	paths, err := r.dists.BasePathsOf(ctx, repoID)
+	for _, p := range paths {
+		r.Forget(p)
+	}
+	return err
+}

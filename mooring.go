@@ -1,0 +1,214 @@
+package mooring
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/uptrace/bun"
+
+	"github.com/mooring-dev/mooring/content/errdef"
+	"github.com/mooring-dev/mooring/distribution"
+	"github.com/mooring-dev/mooring/distribution/push"
+	"github.com/mooring-dev/mooring/distribution/registryapi"
+	mooringdb "github.com/mooring-dev/mooring/internal/db"
+	"github.com/mooring-dev/mooring/remote"
+	"github.com/mooring-dev/mooring/repository"
+	"github.com/mooring-dev/mooring/storage"
+	"github.com/mooring-dev/mooring/storage/filesystem"
+	"github.com/mooring-dev/mooring/storage/s3"
+	"github.com/mooring-dev/mooring/task"
+)
+
+// Options tune an opened Mooring. Zero fields take the documented defaults.
+type Options struct {
+	// Logger receives the logs of syncs, task workers and background
+	// sweeps; nil discards them.
+	Logger *slog.Logger
+	// Registry tunes the caches of the registry's read-only view.
+	Registry distribution.Options
+	// UploadTimeout is how long a registry blob upload may go untouched
+	// before it is discarded. Default push.DefaultUploadTimeout (1h).
+	UploadTimeout time.Duration
+	// Retry says how sync requests and downloads are retried; the zero
+	// value is remote.DefaultRetryPolicy.
+	Retry remote.RetryPolicy
+}
+
+// Mooring is an opened Mooring: one database and one blob store, and the
+// services over them. Its fields are set by Open and New and are safe for
+// concurrent use; several processes may open the same PostgreSQL database
+// and blob store.
+type Mooring struct {
+	// DB is the metadata database, migrated.
+	DB *bun.DB
+	// Blobs holds blob bytes.
+	Blobs storage.Driver
+
+	// Repositories holds repositories, their immutable versions and the
+	// content units they share.
+	Repositories *repository.Store
+	// Remotes holds the upstream registries to sync from.
+	Remotes *remote.Store
+	// Distributions holds which base path serves which repository or
+	// version.
+	Distributions *distribution.Store
+	// Tasks is the durable task queue.
+	Tasks *task.Store
+	// Registry is the read-only view of what each base path serves.
+	Registry *distribution.Registry
+	// Push pushes blobs and manifests into push repositories.
+	Push *push.Service
+	// Syncer syncs remotes into repositories.
+	Syncer *remote.Syncer
+	// Users are who may use the REST API and push.
+	Users *Users
+
+	closeDB bool
+	log     *slog.Logger
+}
+
+// Open opens Mooring on database, an SQLite file path or a postgres://
+// DSN, and blobStore, a directory, file://DIR, or
+// s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION (credentials from the
+// AWS environment). Every migration is applied. Close releases both.
+func Open(ctx context.Context, database, blobStore string, opts Options) (*Mooring, error) {
+	blobs, err := OpenStorage(ctx, blobStore)
+	if err != nil {
+		return nil, err
+	}
+	db, err := mooringdb.Open(ctx, database)
+	if err != nil {
+		return nil, err
+	}
+	m, err := New(ctx, db, blobs, opts)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	m.closeDB = true
+	return m, nil
+}
+
+// OpenStorage opens the blob store a storage URL names: a directory,
+// file://DIR, or s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION.
+func OpenStorage(ctx context.Context, url string) (storage.Driver, error) {
+	switch {
+	case url == "":
+		return nil, errdef.New(errdef.ErrInvalid, "storage: no directory or URL given")
+	case strings.HasPrefix(url, "s3://"):
+		cfg, err := s3.ParseURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+		return s3.New(ctx, cfg)
+	case strings.HasPrefix(url, "file://"):
+		return filesystem.New(strings.TrimPrefix(url, "file://"))
+	case strings.Contains(url, "://"):
+		return nil, errdef.New(errdef.ErrInvalid, "storage %q: want a directory, file://DIR or s3://BUCKET", url)
+	}
+	return filesystem.New(url)
+}
+
+// Migrate creates or updates every table of every Mooring package in db.
+// It is idempotent and safe to run from several processes at once.
+func Migrate(ctx context.Context, db *bun.DB) error {
+	for _, m := range []func(context.Context, *bun.DB) error{repository.Migrate, task.Migrate, remote.Migrate, distribution.Migrate, push.Migrate, migrateUsers} {
+		if err := m(ctx, db); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	return nil
+}
+
+// New returns Mooring over an open database, which it migrates, and a
+// blob store. Close leaves db open.
+func New(ctx context.Context, db *bun.DB, blobs storage.Driver, opts Options) (*Mooring, error) {
+	if err := Migrate(ctx, db); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &Mooring{
+		DB:            db,
+		Blobs:         blobs,
+		Repositories:  repository.NewStore(db),
+		Remotes:       remote.NewStore(db),
+		Distributions: distribution.NewStore(db),
+		Tasks:         task.NewStore(db),
+		Users:         NewUsers(db),
+		log:           log,
+	}
+	m.Syncer = &remote.Syncer{Repos: m.Repositories, Blobs: blobs, Logger: log, Retry: opts.Retry}
+	ropts := opts.Registry
+	var pushes *push.Service
+	if ropts.Staged == nil {
+		ropts.Staged = func(ctx context.Context, repoID string, d digest.Digest) (bool, error) {
+			return pushes.Staged(ctx, repoID, d)
+		}
+	}
+	m.Registry = distribution.NewRegistry(m.Distributions, m.Repositories, blobs, ropts)
+	pushes = push.NewService(db, blobs, m.Registry, push.Options{UploadTimeout: opts.UploadTimeout, Logger: log})
+	m.Push = pushes
+	return m, nil
+}
+
+// Close releases the database Open opened. It does not stop what the
+// program started with the Mooring (servers, runners).
+func (m *Mooring) Close() error {
+	if m.closeDB {
+		return m.DB.Close()
+	}
+	return nil
+}
+
+// Sync mirrors remote r's upstream repository into repository repo and
+// returns what it did; see remote.Syncer.Sync, whose errors it returns.
+// The remote need not be stored. The registry serves the new version at
+// once.
+func (m *Mooring) Sync(ctx context.Context, r *remote.Remote, repo *repository.Repository, opts remote.SyncOptions) (*remote.SyncResult, error) {
+	if r == nil || repo == nil {
+		return nil, errdef.New(errdef.ErrInvalid, "sync needs a remote and a repository")
+	}
+	res, err := m.Syncer.Sync(ctx, r, repo.ID, opts)
+	if res != nil && res.Version != nil {
+		m.Registry.ForgetRepository(ctx, repo.ID)
+	}
+	return res, err
+}
+
+// RegistryHandler returns an http.Handler serving the OCI distribution
+// API (/v2/) for every distribution: anonymous pulls, and pushes and
+// deletes for whom opts.Auth lets in (nobody when it is nil: they are
+// answered 401). Mount it at "/v2/" of any mux.
+func (m *Mooring) RegistryHandler(opts registryapi.Options) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = m.log
+	}
+	return registryapi.New(m.Registry, m.Push, m.Blobs, opts)
+}
+
+// NewRunner returns a task Runner on the database with the sync task
+// (remote.SyncTask) registered: enqueue syncs with remote.EnqueueSync and
+// call Run. created names a version a sync made, as recorded on the task
+// (the REST API records its href); nil records the version's id.
+func (m *Mooring) NewRunner(opts task.Options, created func(*repository.Version) string) *task.Runner {
+	if opts.Logger == nil {
+		opts.Logger = m.log
+	}
+	if created == nil {
+		created = func(v *repository.Version) string { return v.ID }
+	}
+	r := task.NewRunner(m.DB, opts)
+	r.Register(remote.SyncTask, remote.SyncHandler(m.Syncer, m.Remotes, func(v *repository.Version) string {
+		m.Registry.ForgetRepository(context.Background(), v.RepositoryID)
+		return created(v)
+	}))
+	return r
+}

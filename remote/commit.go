@@ -1,0 +1,162 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/uptrace/bun/dialect"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mooring-dev/mooring/repository"
+	"github.com/mooring-dev/mooring/task"
+)
+
+// The commit stage records what the fetch stage gathered as content units
+// and makes the repository's one new version of them.
+
+// commit stores the fetched content and creates the repository's next
+// version: the latest plus it when additive, exactly it when mirror. It
+// returns nil when that equals the latest version.
+func (run *syncRun) commit(ctx context.Context, f *fetched, mirror bool) (*repository.Version, error) {
+	total := len(f.tagged) + len(f.manifests) + len(f.lists) + len(f.blobs)
+	rep := run.reports.start(CodeAssociating, "Associating content", int64(total))
+	add, err := run.storeUnits(ctx, rep, f)
+	if err != nil {
+		return nil, err
+	}
+	var remove []int64
+	if mirror {
+		if remove, err = run.stale(ctx, add); err != nil {
+			return nil, &SyncError{Op: "create version", Ref: run.repoID, Err: err}
+		}
+	}
+	v, err := run.s.Repos.NewVersion(ctx, run.repoID, repository.Change{Add: add, Remove: remove})
+	switch {
+	case errors.Is(err, repository.ErrNoChange):
+		v = nil
+	case err != nil:
+		return nil, &SyncError{Op: "create version", Ref: run.repoID, Err: err}
+	}
+	rep.Complete()
+	return v, nil
+}
+
+// stale returns the ids of the units of the latest version as the sync
+// began that are not in keep: what a mirror sync removes.
+func (run *syncRun) stale(ctx context.Context, keep []int64) ([]int64, error) {
+	kept := make(map[int64]bool, len(keep))
+	for _, id := range keep {
+		kept[id] = true
+	}
+	var ids []int64
+	for c, err := range run.s.Repos.Contents(ctx, repository.ContentFilter{In: &run.latest}) {
+		if err != nil {
+			return nil, err
+		}
+		if !kept[c.ID] {
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids, nil
+}
+
+// storeUnits records blobs, manifests, lists and tags, and returns the ids
+// of every unit the new version holds.
+func (run *syncRun) storeUnits(ctx context.Context, rep *task.Report, f *fetched) ([]int64, error) {
+	units, err := run.s.Repos.PutBlobs(ctx, f.blobs)
+	if err != nil {
+		return nil, &SyncError{Op: "store content", Ref: "blobs", Err: err}
+	}
+	add := make([]int64, 0, len(units)+len(f.manifests)+len(f.lists)+len(f.tagged))
+	for _, u := range units {
+		add = append(add, u.ID)
+	}
+	rep.Add(int64(len(units)))
+	docs, err := run.storeDocuments(ctx, rep, slices.Concat(f.manifests, f.lists))
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range docs {
+		add = append(add, u.ID)
+	}
+	tags, err := run.storeTags(ctx, rep, f.tagged, docs)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range tags {
+		add = append(add, u.ID)
+	}
+	return add, nil
+}
+
+// storeDocuments records the documents not stored yet and returns the
+// units of all, by digest. Documents are independent rows: on PostgreSQL
+// several are written at once, which hides round trips.
+func (run *syncRun) storeDocuments(ctx context.Context, rep *task.Report, docs []*docEntry) (map[digest.Digest]*repository.Content, error) {
+	units := make([]*repository.Content, len(docs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(run.storeLimit())
+	for i, e := range docs {
+		if e.unit != nil {
+			units[i] = e.unit
+			rep.Increment()
+			continue
+		}
+		g.Go(func() error {
+			u, err := run.s.Repos.PutDocument(gctx, e.doc)
+			if err != nil {
+				return &SyncError{Op: "store content", Ref: e.digest().String(), Err: err}
+			}
+			units[i] = u
+			rep.Increment()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	byDigest := make(map[digest.Digest]*repository.Content, len(units))
+	for _, u := range units {
+		byDigest[u.Digest] = u
+	}
+	return byDigest, nil
+}
+
+// storeTags records the tags, each naming its document's unit.
+func (run *syncRun) storeTags(ctx context.Context, rep *task.Report, tagged []taggedDoc, docs map[digest.Digest]*repository.Content) ([]*repository.Content, error) {
+	for _, t := range tagged {
+		if docs[t.digest] == nil {
+			return nil, &SyncError{Op: "store content", Ref: t.name, Err: fmt.Errorf("tagged %s was not stored", t.digest)}
+		}
+	}
+	units := make([]*repository.Content, len(tagged))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(run.storeLimit())
+	for i, t := range tagged {
+		g.Go(func() error {
+			u, err := run.s.Repos.PutTag(gctx, t.name, docs[t.digest])
+			if err != nil {
+				return &SyncError{Op: "store content", Ref: t.name, Err: err}
+			}
+			units[i] = u
+			rep.Increment()
+			return nil
+		})
+	}
+	return units, g.Wait()
+}
+
+// storeConcurrency bounds the content rows written at once on PostgreSQL.
+// SQLite takes one writer at a time, and waiting writers poll for the lock,
+// so there they are written one by one.
+const storeConcurrency = 4
+
+func (run *syncRun) storeLimit() int {
+	if run.s.Repos.DB().Dialect().Name() == dialect.PG {
+		return storeConcurrency
+	}
+	return 1
+}

@@ -1,0 +1,289 @@
+package remote
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
+)
+
+// The fetch stage gets what the plan found missing: manifests and lists by
+// digest or tag, the lists' children, and the blobs, each at most once and
+// never more than the remote's DownloadConcurrency requests at a time.
+
+// fetched is the outcome of the fetch stage: everything the planned tags
+// reach, documents in memory and blobs in the blob store, none of it in a
+// version yet.
+type fetched struct {
+	// tagged are the tags and the documents they name, sorted by tag.
+	tagged []taggedDoc
+	// manifests and lists are every document the tags reach, each sorted
+	// by digest.
+	manifests, lists []*docEntry
+	// blobs are the manifests' configs and layers, each once, in the order
+	// first referenced, with their sizes as stored.
+	blobs []content.Blob
+
+	manifestGETs    int
+	blobsDownloaded int
+	bytesDownloaded int64
+}
+
+// fetcher is the fetch stage's state: the documents found so far.
+type fetcher struct {
+	run  *syncRun
+	gets atomic.Int64
+
+	mu   sync.Mutex
+	docs map[digest.Digest]*docEntry
+}
+
+// fetch gets the documents of the planned tags and their children, then
+// the blobs.
+func (run *syncRun) fetch(ctx context.Context, p *plan) (*fetched, error) {
+	fr := &fetcher{run: run, docs: map[digest.Digest]*docEntry{}}
+	tagged, err := fr.tags(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := fr.children(ctx); err != nil {
+		return nil, err
+	}
+	p.tagReport.Complete()
+	f := fr.collect(tagged)
+	if err := run.downloadBlobs(ctx, f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// tags finds the document of every planned tag. A document the HEAD
+// request named is fetched by digest, once however many tags name it; the
+// other tags, and those whose GET by digest fails, are fetched by tag.
+func (fr *fetcher) tags(ctx context.Context, p *plan) ([]taggedDoc, error) {
+	byDigest := map[digest.Digest]*docEntry{}
+	var wanted []digest.Digest
+	for _, t := range p.tags {
+		if t.stored != nil {
+			fr.add(t.stored)
+		} else if _, ok := byDigest[t.digest]; t.digest != "" && !ok {
+			byDigest[t.digest] = nil
+			wanted = append(wanted, t.digest)
+		}
+	}
+	got := make([]*docEntry, len(wanted))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(fr.run.r.DownloadConcurrency)
+	for i, d := range wanted {
+		g.Go(func() error {
+			e, err := fr.get(gctx, d.String(), d)
+			switch {
+			case err == nil:
+				got[i] = e
+			case gctx.Err() != nil:
+				return err
+			default:
+				fr.run.log.Debug("GET by digest failed, fetching by tag", "digest", d, "error", err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for i, d := range wanted {
+		byDigest[d] = got[i]
+	}
+
+	tagged := make([]taggedDoc, len(p.tags))
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(fr.run.r.DownloadConcurrency)
+	for i, t := range p.tags {
+		if t.stored != nil {
+			tagged[i] = taggedDoc{name: t.name, digest: t.stored.digest()}
+			continue
+		}
+		if e := byDigest[t.digest]; e != nil {
+			tagged[i] = taggedDoc{name: t.name, digest: e.digest()}
+			p.tagReport.Increment()
+			continue
+		}
+		g.Go(func() error {
+			e, err := fr.get(gctx, t.name, "")
+			if err != nil {
+				return err
+			}
+			tagged[i] = taggedDoc{name: t.name, digest: e.digest()}
+			p.tagReport.Increment()
+			return nil
+		})
+	}
+	return tagged, g.Wait()
+}
+
+// children makes sure every manifest a list names is known, read back from
+// the repository store or fetched by digest, one level at a time: an OCI
+// index may name indexes.
+func (fr *fetcher) children(ctx context.Context) error {
+	expanded := map[digest.Digest]bool{}
+	asked := map[digest.Digest]bool{}
+	for {
+		var want []digest.Digest
+		for d, e := range fr.docs {
+			l, ok := e.doc.(*content.ManifestList)
+			if !ok || expanded[d] {
+				continue
+			}
+			expanded[d] = true
+			for _, m := range l.Manifests {
+				if fr.docs[m.Digest] == nil && !asked[m.Digest] {
+					asked[m.Digest] = true
+					want = append(want, m.Digest)
+				}
+			}
+		}
+		if len(want) == 0 {
+			return nil
+		}
+		slices.Sort(want)
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(fr.run.r.DownloadConcurrency)
+		for _, d := range want {
+			g.Go(func() error {
+				e, err := fr.run.stored(gctx, d)
+				if err != nil || e != nil {
+					fr.add(e)
+					return err
+				}
+				_, err = fr.get(gctx, d.String(), d)
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+	}
+}
+
+// get fetches a document by reference, a digest or a tag, and adds it. By
+// digest it must have that digest, but for a signed schema 1 manifest,
+// which may be known by the digest of its bytes or of its payload (see
+// parseFetched).
+func (fr *fetcher) get(ctx context.Context, reference string, want digest.Digest) (*docEntry, error) {
+	fr.gets.Add(1)
+	doc, err := fr.run.up.manifest(ctx, reference)
+	if err != nil {
+		return nil, &SyncError{Op: "fetch manifest", Ref: reference, Err: err}
+	}
+	if got := doc.Descriptor().Digest; want != "" && got != want && !isSchema1(doc) {
+		return nil, &SyncError{Op: "fetch manifest", Ref: reference, Err: fmt.Errorf("got %s", got)}
+	}
+	return fr.add(&docEntry{doc: doc}), nil
+}
+
+// add records e unless a document with its digest is known already, and
+// returns the one recorded. A nil e is ignored.
+func (fr *fetcher) add(e *docEntry) *docEntry {
+	if e == nil {
+		return nil
+	}
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	if known, ok := fr.docs[e.digest()]; ok {
+		return known
+	}
+	fr.docs[e.digest()] = e
+	return e
+}
+
+// collect sorts the documents found into manifests and lists, and gathers
+// the blobs the manifests reference.
+func (fr *fetcher) collect(tagged []taggedDoc) *fetched {
+	f := &fetched{tagged: tagged, manifestGETs: int(fr.gets.Load())}
+	for _, e := range fr.docs {
+		switch e.doc.(type) {
+		case *content.Manifest:
+			f.manifests = append(f.manifests, e)
+		case *content.ManifestList:
+			f.lists = append(f.lists, e)
+		}
+	}
+	byDigest := func(a, b *docEntry) int { return cmp.Compare(a.digest(), b.digest()) }
+	slices.SortFunc(f.manifests, byDigest)
+	slices.SortFunc(f.lists, byDigest)
+	seen := map[digest.Digest]bool{}
+	for _, e := range f.manifests {
+		m := e.doc.(*content.Manifest)
+		refs := m.Layers
+		if m.Config != nil {
+			refs = append([]content.Blob{*m.Config}, refs...)
+		}
+		for _, b := range refs {
+			if !seen[b.Digest] {
+				seen[b.Digest] = true
+				f.blobs = append(f.blobs, b)
+			}
+		}
+	}
+	return f
+}
+
+// downloadBlobs downloads the blobs not stored yet and fills in the sizes
+// schema 1 leaves unknown. One failed blob does not stop the others:
+// whatever is verified and stored now need not be downloaded by the next
+// sync. Cancelling ctx still stops them all.
+func (run *syncRun) downloadBlobs(ctx context.Context, f *fetched) error {
+	var missing []*content.Blob
+	for i := range f.blobs {
+		b := &f.blobs[i]
+		if b.Foreign {
+			continue
+		}
+		info, err := run.s.Blobs.Stat(ctx, b.Digest)
+		switch {
+		case err == nil:
+			b.Size = info.Size
+		case errors.Is(err, errdef.ErrNotFound):
+			missing = append(missing, b)
+		default:
+			return &SyncError{Op: "download blob", Ref: b.Digest.String(), Err: err}
+		}
+	}
+	rep := run.reports.start(CodeArtifacts, "Downloading artifacts", int64(len(missing)))
+	var mu sync.Mutex
+	var g errgroup.Group
+	g.SetLimit(run.r.DownloadConcurrency)
+	for _, b := range missing {
+		g.Go(func() error {
+			if err := run.up.blob(ctx, run.s.Blobs, b.Digest, b.Size); err != nil {
+				return &SyncError{Op: "download blob", Ref: b.Digest.String(), Err: err}
+			}
+			info, err := run.s.Blobs.Stat(ctx, b.Digest)
+			if err != nil {
+				return &SyncError{Op: "download blob", Ref: b.Digest.String(), Err: err}
+			}
+			b.Size = info.Size
+			mu.Lock()
+			f.blobsDownloaded++
+			f.bytesDownloaded += info.Size
+			mu.Unlock()
+			run.log.Debug("downloaded blob", "digest", b.Digest, "size", info.Size)
+			rep.Increment()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	rep.Complete()
+	return nil
+}

@@ -1,0 +1,92 @@
+package repository
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/uptrace/bun"
+
+	"github.com/mooring-dev/mooring/content/errdef"
+)
+
+// Holder is something that serves a repository or one of its versions (a
+// distribution, say), and so keeps DeleteVersion and DeleteRepository from
+// deleting what it serves.
+//
+// Holders are the rows of the view repository_holders, whose columns are
+// these fields. This package's migrations create the view empty; a package
+// that serves repositories redefines it over its own tables in a migration
+// of its own (distribution does). The database, not the program, knows the
+// holders, so every Store on it refuses alike, however it was built and
+// whichever packages the program imports.
+type Holder struct {
+	bun.BaseModel `bun:"table:repository_holders"`
+
+	// Kind says what holds the repository ("distribution").
+	Kind string `bun:"kind" json:"kind"`
+	// Name names the holder among those of its kind.
+	Name string `bun:"name" json:"name"`
+	// RepositoryID is the repository served.
+	RepositoryID string `bun:"repository_id" json:"repository_id"`
+	// VersionID, when set, is the one version served; when empty, the
+	// holder follows the repository's latest version.
+	VersionID string `bun:"version_id" json:"version_id,omitempty"`
+}
+
+func (h Holder) String() string { return fmt.Sprintf("%s %q", h.Kind, h.Name) }
+
+// Holders returns what serves repository repoID or one of its versions,
+// by kind and name.
+func (s *Store) Holders(ctx context.Context, repoID string) ([]Holder, error) {
+	hs := []Holder{}
+	err := s.db.NewSelect().Model(&hs).Where("repository_id = ?", repoID).Order("kind", "name").Scan(ctx)
+	return hs, err
+}
+
+// refuseServed is errdef.ErrConflict, naming the holders, when something
+// serves repo or one of its versions.
+func (s *Store) refuseServed(ctx context.Context, repo *Repository) error {
+	hs, err := s.Holders(ctx, repo.ID)
+	if err != nil || len(hs) == 0 {
+		return err
+	}
+	return servedErr(fmt.Sprintf("repository %q", repo.Name), hs)
+}
+
+// refuseServedVersion is errdef.ErrConflict, naming the holders, when
+// something pins version v of repo, or follows repo and v is its latest.
+func (s *Store) refuseServedVersion(ctx context.Context, repo *Repository, v *Version) error {
+	hs, err := s.Holders(ctx, repo.ID)
+	if err != nil {
+		return err
+	}
+	what := fmt.Sprintf("version %d of repository %q", v.Number, repo.Name)
+	var in []Holder
+	for _, h := range hs {
+		switch {
+		case h.VersionID == v.ID:
+			in = append(in, h)
+		case h.VersionID == "" && v.Number == repo.LatestVersion:
+			in = append(in, h)
+			what = fmt.Sprintf("version %d, the latest of repository %q,", v.Number, repo.Name)
+		}
+	}
+	if len(in) == 0 {
+		return nil
+	}
+	return servedErr(what, in)
+}
+
+func servedErr(what string, hs []Holder) error {
+	names := make([]string, len(hs))
+	for i, h := range hs {
+		names[i] = h.String()
+	}
+	them := "it"
+	if len(hs) > 1 {
+		them = "them"
+	}
+	return errdef.New(errdef.ErrConflict, "%s is served by %s; point %s elsewhere or delete %s first",
+		what, strings.Join(names, ", "), them, them)
+}

@@ -1,0 +1,154 @@
+package mooring
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+	"time"
+
+	"github.com/uptrace/bun"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/mooring-dev/mooring/content/errdef"
+	mooringdb "github.com/mooring-dev/mooring/internal/db"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrateUsers creates the users table.
+func migrateUsers(ctx context.Context, db *bun.DB) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	return mooringdb.Migrate(ctx, db, mooringdb.Migrations{Set: "users", FS: sub})
+}
+
+// AdminUser is the user EnsureAdmin creates.
+const AdminUser = "admin"
+
+type user struct {
+	bun.BaseModel `bun:"table:users"`
+
+	Username     string    `bun:"username,pk"`
+	PasswordHash string    `bun:"password_hash"`
+	CreatedAt    time.Time `bun:"created_at"`
+	UpdatedAt    time.Time `bun:"updated_at"`
+}
+
+// Users holds the users who may use the REST API and push, with their
+// passwords as bcrypt hashes. It is safe for concurrent use.
+type Users struct {
+	db bun.IDB
+
+	mu sync.Mutex
+	ok map[[32]byte]time.Time // recently verified credentials, hashed
+}
+
+// NewUsers returns the Users of db (migrated with Migrate).
+func NewUsers(db bun.IDB) *Users {
+	return &Users{db: db, ok: map[[32]byte]time.Time{}}
+}
+
+// SetPassword sets (creating the user if needed) the password of username.
+func (u *Users) SetPassword(ctx context.Context, username, password string) error {
+	if username == "" || password == "" {
+		return errdef.New(errdef.ErrInvalid, "empty username or password")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	_, err = u.db.NewInsert().Model(&user{Username: username, PasswordHash: string(hash), CreatedAt: now, UpdatedAt: now}).
+		On("CONFLICT (username) DO UPDATE").Set("password_hash = EXCLUDED.password_hash, updated_at = EXCLUDED.updated_at").
+		Exec(ctx)
+	return err
+}
+
+// EnsureAdmin gives the admin user a password. With password set it sets or
+// resets it. Otherwise, when there is no admin yet, it generates one and
+// returns it so the caller can show it once; an existing admin keeps its
+// password and "" is returned. Processes starting at once on one database
+// may all generate a password: only the one whose insert won returns it.
+func (u *Users) EnsureAdmin(ctx context.Context, password string) (generated string, err error) {
+	if password != "" {
+		return "", u.SetPassword(ctx, AdminUser, password)
+	}
+	if n, err := u.db.NewSelect().Model((*user)(nil)).Where("username = ?", AdminUser).Count(ctx); err != nil || n > 0 {
+		return "", err
+	}
+	var b [18]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	generated = base64.RawURLEncoding.EncodeToString(b[:])
+	hash, err := bcrypt.GenerateFromPassword([]byte(generated), bcrypt.DefaultCost)
+	if err != nil {
+		return "", err
+	}
+	now := time.Now().UTC()
+	res, err := u.db.NewInsert().Model(&user{Username: AdminUser, PasswordHash: string(hash), CreatedAt: now, UpdatedAt: now}).
+		On("CONFLICT (username) DO NOTHING").Exec(ctx)
+	if err != nil {
+		return "", err
+	}
+	if inserted, err := res.RowsAffected(); err != nil || inserted == 0 {
+		return "", err // another process created the admin first
+	}
+	return generated, nil
+}
+
+// Errors of Authenticate.
+var (
+	// ErrBadCredentials: no such user, or the wrong password.
+	ErrBadCredentials = errdef.New(errdef.ErrUnauthorized, "Invalid username/password.")
+)
+
+const authCacheTTL = time.Minute
+
+// Authenticate checks a username and password; a wrong pair is
+// ErrBadCredentials (errdef.ErrUnauthenticated). Credentials verified in
+// the last minute are accepted without running bcrypt again (tens of
+// milliseconds by design), so that a client costs one check a minute.
+func (u *Users) Authenticate(ctx context.Context, username, password string) error {
+	rec := new(user)
+	err := u.db.NewSelect().Model(rec).Where("username = ?", username).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Spend the time a check would, so names cannot be probed.
+		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		return ErrBadCredentials
+	}
+	if err != nil {
+		return fmt.Errorf("read user: %w", err)
+	}
+	// The key includes the stored hash, so a reset password invalidates it.
+	key := sha256.Sum256([]byte(username + "\x00" + password + "\x00" + rec.PasswordHash))
+	now := time.Now()
+	u.mu.Lock()
+	exp, hit := u.ok[key]
+	u.mu.Unlock()
+	if hit && now.Before(exp) {
+		return nil
+	}
+	if bcrypt.CompareHashAndPassword([]byte(rec.PasswordHash), []byte(password)) != nil {
+		return ErrBadCredentials
+	}
+	u.mu.Lock()
+	if len(u.ok) > 10000 {
+		clear(u.ok)
+	}
+	u.ok[key] = now.Add(authCacheTTL)
+	u.mu.Unlock()
+	return nil
+}
+
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("mooring"), bcrypt.DefaultCost)
