@@ -34,7 +34,9 @@ func newService(t *testing.T, db *bun.DB) (*push.Service, *repository.Store) {
 	repos := repository.NewStore(db)
 	var svc *push.Service
 	reg := distribution.NewRegistry(distribution.NewStore(db), repos, blobs, distribution.Options{
-		Staged: func(ctx context.Context, repoID string, d digest.Digest) (bool, error) { return svc.Staged(ctx, repoID, d) }})
+		Staged: func(ctx context.Context, repoID string, d digest.Digest) (bool, error) {
+			return svc.Staged(ctx, repoID, d)
+		}})
 	svc = push.NewService(db, blobs, reg, push.Options{})
 	return svc, repos
 }
