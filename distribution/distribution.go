@@ -290,11 +290,12 @@ func (s *Store) writeErr(err error, d *Distribution) error {
 }
 
 // DeleteVersion deletes a repository version (see
-// repository.Store.DeleteVersion). A version a distribution pins, or the
-// latest version of a repository a distribution follows, is refused with
-// errdef.ErrConflict naming the distributions: the repository package
-// finds them through the view this package's migrations define, so
-// repository.Store.DeleteVersion refuses them too.
+// repository.Store.DeleteVersion). A version a distribution pins is
+// refused with errdef.ErrConflict naming the distributions: the repository
+// package finds them through the view this package's migrations define,
+// so repository.Store.DeleteVersion refuses it too. Deleting the latest
+// version of a repository a distribution follows rolls the distribution
+// back to the version before.
 func (s *Store) DeleteVersion(ctx context.Context, repoID string, n int) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *Store) error {
 		return repository.NewStore(tx.db).DeleteVersion(ctx, repoID, n)

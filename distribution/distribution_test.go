@@ -249,10 +249,6 @@ func TestDeleteServedIsConflict(t *testing.T) {
 				{"repository.Store.DeleteVersion", func() error { return repos.DeleteVersion(ctx, f.repo.ID, 1) }},
 				{"distribution.Store.DeleteVersion", func() error { return f.dists.DeleteVersion(ctx, f.repo.ID, 1) }},
 			}, []string{"pinned"}},
-			{"the latest version 3, followed", []call{
-				{"repository.Store.DeleteVersion", func() error { return repos.DeleteVersion(ctx, f.repo.ID, 3) }},
-				{"distribution.Store.DeleteVersion", func() error { return f.dists.DeleteVersion(ctx, f.repo.ID, 3) }},
-			}, []string{"follows"}},
 			{"the repository", []call{
 				{"repository.Store.DeleteRepository", func() error { return repos.DeleteRepository(ctx, f.repo.ID) }},
 				{"distribution.Store.DeleteRepository", func() error { return f.dists.DeleteRepository(ctx, f.repo.ID) }},
@@ -287,9 +283,17 @@ func TestDeleteServedIsConflict(t *testing.T) {
 			}
 		}
 
-		// What is not served goes, through either Store.
+		// What is not served goes, through either Store. The latest
+		// version of a followed repository is the followers' to lose: they
+		// then serve the version before.
 		if err := repos.DeleteVersion(ctx, f.repo.ID, 2); err != nil {
 			t.Errorf("repository.Store.DeleteVersion of unserved version 2: %v", err)
+		}
+		if err := f.dists.DeleteVersion(ctx, f.repo.ID, 3); err != nil {
+			t.Errorf("distribution.Store.DeleteVersion of the latest version, followed: %v", err)
+		}
+		if view, err := f.reg.Resolve(ctx, "follows"); err != nil || view.Number != 1 {
+			t.Errorf("after deleting versions 2 and 3, follows serves %+v, %v; want version 1", view, err)
 		}
 		other, err := repos.CreateRepository(ctx, "other", "")
 		if err != nil {
@@ -309,6 +313,9 @@ func TestDeleteServedIsConflict(t *testing.T) {
 		}
 		if err := repos.DeleteVersion(ctx, *follows.RepositoryID, 1); err != nil {
 			t.Errorf("repository.Store.DeleteVersion of version 1 once unpinned: %v", err)
+		}
+		if err := repos.DeleteRepository(ctx, *follows.RepositoryID); !errors.Is(err, errdef.ErrConflict) || !strings.Contains(err.Error(), `distribution "follows"`) {
+			t.Errorf("repository.Store.DeleteRepository, followed: %v; want errdef.ErrConflict naming \"follows\"", err)
 		}
 		if err := f.dists.Delete(ctx, follows.ID); err != nil {
 			t.Fatal(err)

@@ -3,12 +3,16 @@ package remote_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"net/http/httptest"
 	"os"
 	"strings"
 
-	"github.com/mooring-dev/mooring/internal/regtest"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	ggcr "github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/mooring-dev/mooring/remote"
 	"github.com/mooring-dev/mooring/repository"
 	"github.com/mooring-dev/mooring/storage/filesystem"
@@ -22,11 +26,19 @@ func ExampleSyncer_Sync() {
 	dir, _ := os.MkdirTemp("", "mooring-example")
 	defer os.RemoveAll(dir)
 
-	// An upstream registry with one image tagged "1.0".
-	upstream := httptest.NewServer(regtest.InProcessHandler())
+	// An upstream registry with one image tagged "1.0": two layers and a
+	// config (go-containerregistry's in-memory registry and random image).
+	upstream := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer upstream.Close()
-	host := strings.TrimPrefix(upstream.URL, "http://")
-	if _, err := regtest.PushImage(ctx, host, "library/hello", "1.0", regtest.ImageOpts{Layers: 2, Seed: "hello"}); err != nil {
+	img, err := random.Image(1024, 2)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ref, err := name.ParseReference(strings.TrimPrefix(upstream.URL, "http://")+"/library/hello:1.0", name.Insecure)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := ggcr.Write(ref, img); err != nil {
 		log.Fatal(err)
 	}
 

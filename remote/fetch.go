@@ -70,51 +70,28 @@ func (run *syncRun) fetch(ctx context.Context, p *plan) (*fetched, error) {
 // request named is fetched by digest, once however many tags name it; the
 // other tags, and those whose GET by digest fails, are fetched by tag.
 func (fr *fetcher) tags(ctx context.Context, p *plan) ([]taggedDoc, error) {
-	byDigest := map[digest.Digest]*docEntry{}
-	var wanted []digest.Digest
+	var named []digest.Digest
 	for _, t := range p.tags {
 		if t.stored != nil {
 			fr.add(t.stored)
-		} else if _, ok := byDigest[t.digest]; t.digest != "" && !ok {
-			byDigest[t.digest] = nil
-			wanted = append(wanted, t.digest)
+		} else if t.digest != "" {
+			named = append(named, t.digest)
 		}
 	}
-	got := make([]*docEntry, len(wanted))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(fr.run.r.DownloadConcurrency)
-	for i, d := range wanted {
-		g.Go(func() error {
-			e, err := fr.get(gctx, d.String(), d)
-			switch {
-			case err == nil:
-				got[i] = e
-			case gctx.Err() != nil:
-				return err
-			default:
-				fr.run.log.Debug("GET by digest failed, fetching by tag", "digest", d, "error", err)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	slices.Sort(named)
+	byDigest, err := fr.byDigest(ctx, slices.Compact(named))
+	if err != nil {
 		return nil, err
 	}
-	for i, d := range wanted {
-		byDigest[d] = got[i]
-	}
-
 	tagged := make([]taggedDoc, len(p.tags))
-	g, gctx = errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(fr.run.r.DownloadConcurrency)
 	for i, t := range p.tags {
-		if t.stored != nil {
-			tagged[i] = taggedDoc{name: t.name, digest: t.stored.digest()}
-			continue
-		}
-		if e := byDigest[t.digest]; e != nil {
+		if e := cmp.Or(t.stored, byDigest[t.digest]); e != nil {
 			tagged[i] = taggedDoc{name: t.name, digest: e.digest()}
-			p.tagReport.Increment()
+			if t.stored == nil {
+				p.tagReport.Increment()
+			}
 			continue
 		}
 		g.Go(func() error {
@@ -128,6 +105,38 @@ func (fr *fetcher) tags(ctx context.Context, p *plan) ([]taggedDoc, error) {
 		})
 	}
 	return tagged, g.Wait()
+}
+
+// byDigest fetches the documents of digests and returns those it got. A
+// failed GET is left out, for a GET by tag to settle, unless ctx is done.
+func (fr *fetcher) byDigest(ctx context.Context, digests []digest.Digest) (map[digest.Digest]*docEntry, error) {
+	got := make([]*docEntry, len(digests))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(fr.run.r.DownloadConcurrency)
+	for i, d := range digests {
+		g.Go(func() error {
+			e, err := fr.get(gctx, d.String(), d)
+			switch {
+			case err == nil:
+				got[i] = e
+			case gctx.Err() != nil:
+				return err
+			default:
+				fr.run.log.Debug("GET by digest failed, fetching by tag", "digest", d, "err", err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := make(map[digest.Digest]*docEntry, len(digests))
+	for i, d := range digests {
+		if got[i] != nil {
+			out[d] = got[i]
+		}
+	}
+	return out, nil
 }
 
 // children makes sure every manifest a list names is known, read back from

@@ -92,7 +92,7 @@ func (run *syncRun) listTags(ctx context.Context) ([]string, error) {
 	tags := make([]string, 0, len(all))
 	for _, t := range all {
 		if err := content.ValidateTagName(t); err != nil {
-			run.log.Warn("skipping upstream tag", "tag", t, "error", err)
+			run.log.Warn("skipping upstream tag", "tag", t, "err", err)
 			continue
 		}
 		if run.r.wantTag(t) {
@@ -117,7 +117,7 @@ func (run *syncRun) planTag(ctx context.Context, p *plan, t *plannedTag) error {
 	case ctx.Err() != nil:
 		return &SyncError{Op: "resolve tag", Ref: t.name, Err: err}
 	default:
-		run.log.Debug("HEAD failed, fetching", "tag", t.name, "error", err)
+		run.log.Debug("HEAD failed, fetching", "tag", t.name, "err", err)
 		return nil
 	}
 	t.digest = d

@@ -2,12 +2,16 @@
 // (remotes) and syncs an upstream repository into a Mooring repository,
 // creating a new immutable version.
 //
-// A Remote has the fields of Pulp's docker remote. Syncer.Sync lists the
-// upstream's tags, filters them, fetches manifests and manifest lists with
-// their exact bytes, streams config and layer blobs into a storage.Driver
-// with bounded concurrency, and creates the new repository version in one
-// transaction at the end, only when something changed. It is built on
-// oras-go's registry client with its auth and retry transports.
+// A Remote has the fields of Pulp's docker remote. Syncer.Sync runs in
+// three stages: plan lists the upstream's tags, filters them and finds,
+// with HEAD requests, those whose documents are stored already; fetch gets
+// the other manifests and manifest lists with their exact bytes and
+// streams config and layer blobs into a storage.Driver, with bounded
+// concurrency; commit creates the new repository version in one
+// transaction, only when something changed. Progress is recorded on a task.Progress, and a
+// sync runs as a durable task with SyncTask, SyncHandler and EnqueueSync.
+// It is built on oras-go's registry client with its auth and retry
+// transports.
 package remote
 
 import (

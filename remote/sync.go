@@ -133,7 +133,7 @@ func (s *Syncer) Sync(ctx context.Context, r *Remote, repoID string, opts SyncOp
 	res, err := run.sync(ctx, opts.Mirror)
 	if err != nil {
 		run.reports.fail(ctx)
-		run.log.Warn("sync failed", "remote", run.r, "repository", repoID, "error", err)
+		run.log.Warn("sync failed", "remote", run.r, "repository", repoID, "err", err)
 		return nil, err
 	}
 	run.log.Info("sync finished", "remote", run.r, "repository", repoID, "version", versionNumber(res.Version),

@@ -34,6 +34,7 @@ type Holder struct {
 	VersionID string `bun:"version_id" json:"version_id,omitempty"`
 }
 
+// String names the holder as messages do: distribution "x".
 func (h Holder) String() string { return fmt.Sprintf("%s %q", h.Kind, h.Name) }
 
 // Holders returns what serves repository repoID or one of its versions,
@@ -55,27 +56,17 @@ func (s *Store) refuseServed(ctx context.Context, repo *Repository) error {
 }
 
 // refuseServedVersion is errdef.ErrConflict, naming the holders, when
-// something pins version v of repo, or follows repo and v is its latest.
+// something pins version v of repo. What follows repo does not hold its
+// latest version: deleting that version rolls the followers back to the
+// version before, which is theirs to serve.
 func (s *Store) refuseServedVersion(ctx context.Context, repo *Repository, v *Version) error {
-	hs, err := s.Holders(ctx, repo.ID)
-	if err != nil {
+	var hs []Holder
+	err := s.db.NewSelect().Model(&hs).Where("repository_id = ? AND version_id = ?", repo.ID, v.ID).
+		Order("kind", "name").Scan(ctx)
+	if err != nil || len(hs) == 0 {
 		return err
 	}
-	what := fmt.Sprintf("version %d of repository %q", v.Number, repo.Name)
-	var in []Holder
-	for _, h := range hs {
-		switch {
-		case h.VersionID == v.ID:
-			in = append(in, h)
-		case h.VersionID == "" && v.Number == repo.LatestVersion:
-			in = append(in, h)
-			what = fmt.Sprintf("version %d, the latest of repository %q,", v.Number, repo.Name)
-		}
-	}
-	if len(in) == 0 {
-		return nil
-	}
-	return servedErr(what, in)
+	return servedErr(fmt.Sprintf("version %d of repository %q", v.Number, repo.Name), hs)
 }
 
 func servedErr(what string, hs []Holder) error {

@@ -436,9 +436,9 @@ func (s *Store) ListVersions(ctx context.Context, repoID string, p Page) ([]Vers
 // latest version makes the one before it the latest.
 //
 // It is errdef.ErrConflict, naming what is in the way, to delete the only
-// remaining version, a version something serves (a distribution pinning
-// it), or the latest version of a repository something follows (a
-// distribution serving the repository's latest version): see Holders.
+// remaining version or a version something pins (a distribution serving
+// that version: see Holders). The latest version of a repository that
+// something follows may go: the followers then serve the version before.
 func (s *Store) DeleteVersion(ctx context.Context, repoID string, n int) error {
 	return s.InTx(ctx, func(ctx context.Context, tx *Store) error {
 		repo, err := tx.lockRepository(ctx, repoID)

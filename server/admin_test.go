@@ -21,7 +21,7 @@ import (
 func TestEnsureAdminConcurrentFirstStart(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		if err := server.Migrate(ctx, db); err != nil {
+		if err := mooring.Migrate(ctx, db); err != nil {
 			t.Fatal(err)
 		}
 		var mu sync.Mutex

@@ -9,13 +9,12 @@ import (
 
 	"github.com/mooring-dev/mooring"
 	"github.com/mooring-dev/mooring/internal/dbtest"
-	"github.com/mooring-dev/mooring/server"
 )
 
 func TestEnsureAdmin(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		if err := server.Migrate(ctx, db); err != nil {
+		if err := mooring.Migrate(ctx, db); err != nil {
 			t.Fatal(err)
 		}
 		generated, err := mooring.NewUsers(db).EnsureAdmin(ctx, "")

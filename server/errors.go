@@ -7,19 +7,15 @@ import (
 	"strings"
 
 	"github.com/mooring-dev/mooring/content/errdef"
-	"github.com/mooring-dev/mooring/internal/db"
 )
 
 // Errors of the HTTP layer itself, as cases of errdef's vocabulary: the
 // dispatcher renders every error by its kind or registry code, never by
 // its text.
 var (
-	errNotFound         = errdef.New(errdef.ErrNameUnknown, "no such endpoint")
-	errUnauthenticated  = errdef.New(errdef.ErrUnauthorized, "Authentication credentials were not provided.")
-	errBadCredentials   = errdef.New(errdef.ErrUnauthorized, "Invalid username/password.")
-	errMethodNotAllowed = errdef.ErrRegistryUnsupported
-	errTooLarge         = errdef.New(errdef.ErrTooLarge, "Request body too large.")
-	errForeignKey       = errdef.New(errdef.ErrConflict, "The object is still referenced by another one.")
+	errNotFound        = errdef.New(errdef.ErrNameUnknown, "no such endpoint")
+	errUnauthenticated = errdef.New(errdef.ErrUnauthorized, "Authentication credentials were not provided.")
+	errTooLarge        = errdef.New(errdef.ErrTooLarge, "Request body too large.")
 )
 
 // restStatus returns the HTTP status and the detail a REST API error is
@@ -27,9 +23,6 @@ var (
 // SDK wrote for a user (errdef.Message). Anything of no known kind is a 500
 // whose detail is logged, never shown.
 func restStatus(err error) (int, string) {
-	if db.IsForeignKeyViolation(err) {
-		err = errForeignKey
-	}
 	if errors.Is(err, context.Canceled) {
 		return 499, "Client closed the request."
 	}

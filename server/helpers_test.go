@@ -48,7 +48,7 @@ type env struct {
 func newEnv(t *testing.T, db *bun.DB) *env {
 	t.Helper()
 	ctx := context.Background()
-	if err := server.Migrate(ctx, db); err != nil {
+	if err := mooring.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	if err := mooring.NewUsers(db).SetPassword(ctx, mooring.AdminUser, password); err != nil {
@@ -352,8 +352,7 @@ func (e *env) createRepo(name string) (id, href string) {
 
 func (e *env) runner(t *testing.T) {
 	t.Helper()
-	r := task.NewRunner(e.db, task.Options{Workers: 2, PollInterval: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
-	e.srv.RegisterTasks(r)
+	r := e.srv.NewRunner(task.Options{Workers: 2, PollInterval: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()

@@ -10,12 +10,9 @@
 package server
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"time"
-
-	"github.com/uptrace/bun"
 
 	"github.com/mooring-dev/mooring"
 	"github.com/mooring-dev/mooring/distribution"
@@ -25,10 +22,6 @@ import (
 	"github.com/mooring-dev/mooring/storage"
 	"github.com/mooring-dev/mooring/task"
 )
-
-// Migrate creates or updates every table the server needs: those of the
-// SDK packages it composes (mooring.Migrate), its users table included.
-func Migrate(ctx context.Context, db *bun.DB) error { return mooring.Migrate(ctx, db) }
 
 // Options configure a Server.
 type Options struct {

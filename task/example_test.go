@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	mooringdb "github.com/mooring-dev/mooring/internal/db"
+	"github.com/mooring-dev/mooring/repository"
 	"github.com/mooring-dev/mooring/task"
 )
 
@@ -23,7 +23,8 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	db, err := mooringdb.Open(ctx, filepath.Join(dir, "mooring.db"))
+	// Any bun database opens; repository.Open opens SQLite or PostgreSQL.
+	db, err := repository.Open(ctx, filepath.Join(dir, "mooring.db"))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -162,8 +162,9 @@ func (r *Report) Complete() {
 
 // End ends the report in state s (StateFailed, StateCanceled or
 // StateCompleted) if it is still running; an ended report keeps its state.
-// It is for callers outside a Runner, which otherwise ends running reports
-// in the task's final state.
+// Work that stops short ends its reports so that a caller outside a Runner
+// sees none left running; in a Runner, reports still running when the
+// handler returns end in the task's final state anyway.
 func (r *Report) End(s State) {
 	r.update(true, func(pr *ProgressReport) {
 		if pr.State == StateRunning {

@@ -240,14 +240,12 @@ func (s *Service) DeleteManifest(ctx context.Context, name, reference string) er
 
 // tag returns the tag unit named name in version v, if any.
 func (s *Service) tag(ctx context.Context, v repository.VersionRef, name string) ([]repository.Content, error) {
-	var out []repository.Content
-	for u, err := range s.repos.Contents(ctx, repository.ContentFilter{In: &v, Name: name}) {
-		if err != nil {
-			return nil, err
-		}
-		if u.Type.IsTag() {
-			out = append(out, u)
-		}
+	t, err := s.repos.Tag(ctx, v, name)
+	if errors.Is(err, errdef.ErrNotFound) {
+		return nil, nil
 	}
-	return out, nil
+	if err != nil {
+		return nil, err
+	}
+	return []repository.Content{*t}, nil
 }

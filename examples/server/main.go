@@ -219,8 +219,7 @@ func run() error {
 	}
 	var runnerDone chan error
 	if c.workers > 0 {
-		runner := task.NewRunner(m.DB, task.Options{Workers: c.workers, Heartbeat: c.heartbeat, DeadAfter: c.deadAfter, Logger: log})
-		srv.RegisterTasks(runner)
+		runner := srv.NewRunner(task.Options{Workers: c.workers, Heartbeat: c.heartbeat, DeadAfter: c.deadAfter, Logger: log})
 		runnerDone = make(chan error, 1)
 		go func() { runnerDone <- runner.Run(ctx) }()
 	} else {
