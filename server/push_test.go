@@ -209,11 +209,11 @@ func TestPushMakesVersions(t *testing.T) {
 func TestPushBlobVisibleBeforeManifest(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
 		e := newEnv(t, db)
-		b := []byte("a pending blob")
+		b := []byte("a staged blob")
 		d := e.pushBlob("app", b)
 		r := e.get("GET", "/v2/app/blobs/"+d.String())
 		if r.status != http.StatusOK || !bytes.Equal(r.body, b) {
-			t.Fatalf("pending blob: %d %s", r.status, r.body)
+			t.Fatalf("staged blob: %d %s", r.status, r.body)
 		}
 		if r := e.get("GET", "/v2/other/blobs/"+d.String()); r.status != http.StatusNotFound {
 			t.Errorf("blob pushed to app served at other: %d", r.status)
