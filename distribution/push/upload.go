@@ -79,16 +79,22 @@ func (s *Service) findUpload(ctx context.Context, name, id string) (*upload, err
 	return up, nil
 }
 
+// openUpload is findUpload with the store that holds its bytes.
+func (s *Service) openUpload(ctx context.Context, name, id string) (*upload, storage.Uploader, error) {
+	up, err := s.findUpload(ctx, name, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := s.uploader()
+	return up, u, err
+}
+
 // AppendUpload appends r to upload id of the push repository at name, at
 // offset (-1: at the end), and returns the upload's size. An offset other
 // than the size is a *storage.OffsetError wrapping
 // errdef.ErrBlobUploadInvalid.
 func (s *Service) AppendUpload(ctx context.Context, name, id string, offset int64, r io.Reader) (int64, error) {
-	up, err := s.findUpload(ctx, name, id)
-	if err != nil {
-		return 0, err
-	}
-	u, err := s.uploader()
+	up, u, err := s.openUpload(ctx, name, id)
 	if err != nil {
 		return 0, err
 	}
@@ -103,11 +109,7 @@ func (s *Service) AppendUpload(ctx context.Context, name, id string, offset int6
 // UploadSize returns how many bytes upload id of the push repository at
 // name holds.
 func (s *Service) UploadSize(ctx context.Context, name, id string) (int64, error) {
-	up, err := s.findUpload(ctx, name, id)
-	if err != nil {
-		return 0, err
-	}
-	u, err := s.uploader()
+	up, u, err := s.openUpload(ctx, name, id)
 	if err != nil {
 		return 0, err
 	}
@@ -121,11 +123,7 @@ func (s *Service) FinishUpload(ctx context.Context, name, id string, d digest.Di
 	if err := validDigest(d); err != nil {
 		return err
 	}
-	up, err := s.findUpload(ctx, name, id)
-	if err != nil {
-		return err
-	}
-	u, err := s.uploader()
+	up, u, err := s.openUpload(ctx, name, id)
 	if err != nil {
 		return err
 	}
