@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -37,6 +38,13 @@ type Options struct {
 	// Retry says how sync requests and downloads are retried; the zero
 	// value is remote.DefaultRetryPolicy.
 	Retry remote.RetryPolicy
+	// MaxBlobSize, when positive, caps the size of a pushed blob (see
+	// push.Options.MaxBlobSize). Default: no limit.
+	MaxBlobSize int64
+	// WorkerTimeout is how long after its last heartbeat a task worker is
+	// no longer counted online (Status, metrics): the task runners'
+	// task.Options.DeadAfter. Default 30s.
+	WorkerTimeout time.Duration
 }
 
 // Mooring is an opened Mooring: one database and one blob store, and the
@@ -67,9 +75,13 @@ type Mooring struct {
 	Syncer *remote.Syncer
 	// Users are who may use the REST API and push.
 	Users *Users
+	// Metrics are the Prometheus metrics of this process's syncs, tasks,
+	// caches and, as a server reports them, requests.
+	Metrics *Metrics
 
-	closeDB bool
-	log     *slog.Logger
+	closeDB       bool
+	log           *slog.Logger
+	workerTimeout time.Duration
 }
 
 // Open opens Mooring on database, an SQLite file path or a postgres://
@@ -77,9 +89,12 @@ type Mooring struct {
 // s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION (credentials from the
 // AWS environment). Every migration is applied. Close releases both.
 func Open(ctx context.Context, database, blobStore string, opts Options) (*Mooring, error) {
+	if err := CheckDatabase(database); err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
 	blobs, err := OpenStorage(ctx, blobStore)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("storage: %w", err)
 	}
 	db, err := mooringdb.Open(ctx, database)
 	if err != nil {
@@ -95,23 +110,72 @@ func Open(ctx context.Context, database, blobStore string, opts Options) (*Moori
 }
 
 // OpenStorage opens the blob store a storage URL names: a directory,
-// file://DIR, or s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION.
+// file://DIR, or s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION. A
+// malformed URL is refused as ParseStorage says.
 func OpenStorage(ctx context.Context, url string) (storage.Driver, error) {
+	loc, err := ParseStorage(url)
+	if err != nil {
+		return nil, err
+	}
+	if loc.S3 != nil {
+		return s3.New(ctx, *loc.S3)
+	}
+	return filesystem.New(loc.Dir)
+}
+
+// StorageLocation is where a storage URL puts blobs: a directory, or an
+// S3 bucket.
+type StorageLocation struct {
+	// Dir is the directory of filesystem storage; empty for S3.
+	Dir string
+	// S3 is the bucket's configuration; nil for filesystem storage.
+	S3 *s3.Config
+}
+
+// storageSchemeRe matches a URL scheme: two or more letters, so that a
+// Windows drive letter is not taken for one.
+var storageSchemeRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]+:`)
+
+// ParseStorage parses a storage URL without opening it: a directory,
+// file://DIR (DIR absolute, or relative to the working directory) or
+// s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION. Anything else is
+// refused, never guessed at, with an error wrapping errdef.ErrInvalid: an
+// empty URL or file:// without a directory, file:DIR without the slashes,
+// and other schemes.
+func ParseStorage(url string) (StorageLocation, error) {
 	switch {
 	case url == "":
-		return nil, errdef.New(errdef.ErrInvalid, "storage: no directory or URL given")
+		return StorageLocation{}, errdef.New(errdef.ErrInvalid, "no directory or URL given")
 	case strings.HasPrefix(url, "s3://"):
 		cfg, err := s3.ParseURL(url)
 		if err != nil {
-			return nil, fmt.Errorf("storage: %w", err)
+			// err names the URL, with any credentials in it masked.
+			return StorageLocation{}, errdef.New(errdef.ErrInvalid, "%v", err)
 		}
-		return s3.New(ctx, cfg)
+		return StorageLocation{S3: &cfg}, nil
 	case strings.HasPrefix(url, "file://"):
-		return filesystem.New(strings.TrimPrefix(url, "file://"))
-	case strings.Contains(url, "://"):
-		return nil, errdef.New(errdef.ErrInvalid, "storage %q: want a directory, file://DIR or s3://BUCKET", url)
+		dir := strings.TrimPrefix(url, "file://")
+		if dir == "" {
+			return StorageLocation{}, errdef.New(errdef.ErrInvalid, "%q names no directory: want file://DIR, such as file:///var/lib/mooring/blobs", url)
+		}
+		return StorageLocation{Dir: dir}, nil
+	case strings.HasPrefix(url, "file:"):
+		return StorageLocation{}, errdef.New(errdef.ErrInvalid, "%q: want file://DIR (with two slashes) or a plain directory", url)
+	case storageSchemeRe.MatchString(url):
+		return StorageLocation{}, errdef.New(errdef.ErrInvalid, "%q: want a directory, file://DIR or s3://BUCKET", url)
 	}
-	return filesystem.New(url)
+	return StorageLocation{Dir: url}, nil
+}
+
+// CheckDatabase reports, without connecting, whether Open takes database:
+// an SQLite file path (or sqlite://PATH, file:PATH) or a postgres:// DSN.
+// Any other scheme, such as mysql://, is refused with an error wrapping
+// errdef.ErrInvalid rather than taken for a file name.
+func CheckDatabase(database string) error {
+	if err := mooringdb.Check(database); err != nil {
+		return errdef.New(errdef.ErrInvalid, "%v", err)
+	}
+	return nil
 }
 
 // Migrate creates or updates every table of every Mooring package in db.
@@ -144,8 +208,13 @@ func New(ctx context.Context, db *bun.DB, blobs storage.Driver, opts Options) (*
 		Tasks:         task.NewStore(db),
 		Users:         NewUsers(db),
 		log:           log,
+		workerTimeout: opts.WorkerTimeout,
 	}
-	m.Syncer = &remote.Syncer{Repos: m.Repositories, Blobs: blobs, Logger: log, Retry: opts.Retry}
+	if m.workerTimeout <= 0 {
+		m.workerTimeout = 30 * time.Second
+	}
+	m.Metrics = newMetrics(m)
+	m.Syncer = &remote.Syncer{Repos: m.Repositories, Blobs: blobs, Logger: log, Retry: opts.Retry, OnSync: m.Metrics.observeSync}
 	ropts := opts.Registry
 	var pushes *push.Service
 	if ropts.Staged == nil {
@@ -154,7 +223,7 @@ func New(ctx context.Context, db *bun.DB, blobs storage.Driver, opts Options) (*
 		}
 	}
 	m.Registry = distribution.NewRegistry(m.Distributions, m.Repositories, blobs, ropts)
-	pushes = push.NewService(db, blobs, m.Registry, push.Options{UploadTimeout: opts.UploadTimeout, Logger: log})
+	pushes = push.NewService(db, blobs, m.Registry, push.Options{UploadTimeout: opts.UploadTimeout, Logger: log, MaxBlobSize: opts.MaxBlobSize})
 	m.Push = pushes
 	return m, nil
 }
@@ -201,6 +270,14 @@ func (m *Mooring) RegistryHandler(opts registryapi.Options) http.Handler {
 func (m *Mooring) NewRunner(opts task.Options, created func(*repository.Version) string) *task.Runner {
 	if opts.Logger == nil {
 		opts.Logger = m.log
+	}
+	if onFinish := opts.OnFinish; onFinish != nil {
+		opts.OnFinish = func(name string, state task.State, ran time.Duration) {
+			m.Metrics.observeTask(name, state, ran)
+			onFinish(name, state, ran)
+		}
+	} else {
+		opts.OnFinish = m.Metrics.observeTask
 	}
 	if created == nil {
 		created = func(v *repository.Version) string { return v.ID }

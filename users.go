@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/uptrace/bun"
 	"golang.org/x/crypto/bcrypt"
@@ -49,19 +51,41 @@ type user struct {
 type Users struct {
 	db bun.IDB
 
+	// Limiter rate-limits failed logins; NewUsers sets
+	// DefaultLoginLimiter().
+	Limiter *LoginLimiter
+
 	mu sync.Mutex
 	ok map[[32]byte]time.Time // recently verified credentials, hashed
 }
 
 // NewUsers returns the Users of db (migrated with Migrate).
 func NewUsers(db bun.IDB) *Users {
-	return &Users{db: db, ok: map[[32]byte]time.Time{}}
+	return &Users{db: db, ok: map[[32]byte]time.Time{}, Limiter: DefaultLoginLimiter()}
+}
+
+// MaxPasswordLength is the longest password accepted, in bytes: bcrypt
+// ignores what follows, so a longer one would be only partly checked.
+const MaxPasswordLength = 72
+
+// checkPassword refuses a password bcrypt could not check whole.
+func checkPassword(password string) error {
+	switch {
+	case password == "":
+		return errdef.New(errdef.ErrInvalid, "the password is empty")
+	case len(password) > MaxPasswordLength:
+		return errdef.New(errdef.ErrInvalid, "the password is %d bytes long; the limit is %d", len(password), MaxPasswordLength)
+	}
+	return nil
 }
 
 // SetPassword sets (creating the user if needed) the password of username.
 func (u *Users) SetPassword(ctx context.Context, username, password string) error {
-	if username == "" || password == "" {
-		return errdef.New(errdef.ErrInvalid, "empty username or password")
+	if username == "" || !utf8.ValidString(username) || strings.ContainsRune(username, 0) {
+		return errdef.New(errdef.ErrInvalid, "the username is empty or not valid UTF-8 text")
+	}
+	if err := checkPassword(password); err != nil {
+		return err
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
 	if err != nil {
@@ -115,16 +139,29 @@ var (
 
 const authCacheTTL = time.Minute
 
-// Authenticate checks a username and password; a wrong pair is
-// ErrBadCredentials (errdef.ErrUnauthenticated). Credentials verified in
-// the last minute are accepted without running bcrypt again (tens of
-// milliseconds by design), so that a client costs one check a minute.
-func (u *Users) Authenticate(ctx context.Context, username, password string) error {
+// Authenticate checks a username and password presented from client (an
+// address, or "" when unknown); a wrong pair is ErrBadCredentials
+// (errdef.ErrUnauthenticated). Failed logins are rate-limited per client
+// and per user (Limiter): past the limit the answer is at once an error
+// wrapping errdef.ErrTooManyRequests with an *errdef.RetryAfter, without
+// a database read or a bcrypt check. Credentials verified in the last
+// minute are accepted without running bcrypt again (tens of milliseconds
+// by design), so that a client costs one check a minute.
+func (u *Users) Authenticate(ctx context.Context, client, username, password string) error {
+	clientKey, userKey := "client "+client, "user "+username
+	if err := u.Limiter.Check(clientKey); err != nil {
+		return err
+	}
+	if checkPassword(password) != nil || !utf8.ValidString(username) || strings.ContainsRune(username, 0) {
+		u.Limiter.Failed(clientKey, userKey)
+		return ErrBadCredentials
+	}
 	rec := new(user)
 	err := u.db.NewSelect().Model(rec).Where("username = ?", username).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Spend the time a check would, so names cannot be probed.
 		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		u.Limiter.Failed(clientKey, userKey)
 		return ErrBadCredentials
 	}
 	if err != nil {
@@ -139,7 +176,11 @@ func (u *Users) Authenticate(ctx context.Context, username, password string) err
 	if hit && now.Before(exp) {
 		return nil
 	}
+	if err := u.Limiter.Check(userKey); err != nil {
+		return err
+	}
 	if bcrypt.CompareHashAndPassword([]byte(rec.PasswordHash), []byte(password)) != nil {
+		u.Limiter.Failed(clientKey, userKey)
 		return ErrBadCredentials
 	}
 	u.mu.Lock()

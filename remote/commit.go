@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"github.com/uptrace/bun/dialect"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/repository"
 	"github.com/mooring-dev/mooring/task"
 )
@@ -66,7 +69,7 @@ func (run *syncRun) stale(ctx context.Context, keep []int64) ([]int64, error) {
 // storeUnits records blobs, manifests, lists and tags, and returns the ids
 // of every unit the new version holds.
 func (run *syncRun) storeUnits(ctx context.Context, rep *task.Report, f *fetched) ([]int64, error) {
-	units, err := run.s.Repos.PutBlobs(ctx, f.blobs)
+	units, err := run.storeBlobs(ctx, f)
 	if err != nil {
 		return nil, &SyncError{Op: "store content", Ref: "blobs", Err: err}
 	}
@@ -90,6 +93,66 @@ func (run *syncRun) storeUnits(ctx context.Context, rep *task.Report, f *fetched
 		add = append(add, u.ID)
 	}
 	return add, nil
+}
+
+// storeBlobs records the blobs: those stored as stored (clearing an
+// on-demand flag a unit may carry from an earlier on_demand sync), those
+// left to be fetched as on-demand, foreign layers as they are. For a
+// stored remote, it records that the remote can fetch every blob but the
+// foreign ones for the repository (remote artifacts), so that on-demand
+// blobs can be pulled and stored ones reclaimed; a remote deleted
+// meanwhile fails the sync.
+func (run *syncRun) storeBlobs(ctx context.Context, f *fetched) ([]repository.Content, error) {
+	var foreign []content.Blob
+	for _, b := range f.blobs {
+		if b.Foreign {
+			foreign = append(foreign, b)
+		}
+	}
+	stored := slices.Concat(f.stored, foreign)
+	if err := run.s.Repos.MarkStored(ctx, digests(f.stored)); err != nil {
+		return nil, err
+	}
+	units, err := run.s.Repos.PutBlobs(ctx, stored)
+	if err != nil {
+		return nil, err
+	}
+	lazy, err := run.s.Repos.PutOnDemandBlobs(ctx, f.onDemand)
+	if err != nil {
+		return nil, err
+	}
+	units = append(units, lazy...)
+	if run.r.ID == "" {
+		return units, nil // a remote not stored: nothing can name it later
+	}
+	var ids []int64
+	for _, u := range units {
+		if !u.Foreign {
+			ids = append(ids, u.ID)
+		}
+	}
+	err = run.s.Repos.InTx(ctx, func(ctx context.Context, tx *repository.Store) error {
+		q := tx.DB().NewSelect().Table("remotes").Column("id").Where("id = ?", run.r.ID)
+		if tx.DB().Dialect().Name() == dialect.PG {
+			q = q.For("SHARE") // Store.Delete waits, then sees these rows
+		}
+		var id string
+		if err := q.Scan(ctx, &id); errors.Is(err, sql.ErrNoRows) {
+			return errdef.New(errdef.ErrNotFound, "remote %q was deleted during the sync", run.r.Name)
+		} else if err != nil {
+			return err
+		}
+		return tx.AddRemoteArtifacts(ctx, run.repoID, run.r.ID, ids)
+	})
+	return units, err
+}
+
+func digests(blobs []content.Blob) []digest.Digest {
+	out := make([]digest.Digest, len(blobs))
+	for i, b := range blobs {
+		out[i] = b.Digest
+	}
+	return out
 }
 
 // storeDocuments records the documents not stored yet and returns the

@@ -32,6 +32,12 @@ type fetched struct {
 	// blobs are the manifests' configs and layers, each once, in the order
 	// first referenced, with their sizes as stored.
 	blobs []content.Blob
+	// configs are the digests of the blobs that are manifests' configs.
+	configs map[digest.Digest]bool
+	// stored are the blobs found stored or downloaded; onDemand those
+	// recorded without their bytes (the remote's policy is not
+	// immediate). Foreign layers are in neither.
+	stored, onDemand []content.Blob
 
 	manifestGETs    int
 	blobsDownloaded int
@@ -217,7 +223,7 @@ func (fr *fetcher) add(e *docEntry) *docEntry {
 // collect sorts the documents found into manifests and lists, and gathers
 // the blobs the manifests reference.
 func (fr *fetcher) collect(tagged []taggedDoc) *fetched {
-	f := &fetched{tagged: tagged, manifestGETs: int(fr.gets.Load())}
+	f := &fetched{tagged: tagged, manifestGETs: int(fr.gets.Load()), configs: map[digest.Digest]bool{}}
 	for _, e := range fr.docs {
 		switch e.doc.(type) {
 		case *content.Manifest:
@@ -235,6 +241,7 @@ func (fr *fetcher) collect(tagged []taggedDoc) *fetched {
 		refs := m.Layers
 		if m.Config != nil {
 			refs = append([]content.Blob{*m.Config}, refs...)
+			f.configs[m.Config.Digest] = true
 		}
 		for _, b := range refs {
 			if !seen[b.Digest] {
@@ -247,9 +254,12 @@ func (fr *fetcher) collect(tagged []taggedDoc) *fetched {
 }
 
 // downloadBlobs downloads the blobs not stored yet and fills in the sizes
-// schema 1 leaves unknown. One failed blob does not stop the others:
-// whatever is verified and stored now need not be downloaded by the next
-// sync. Cancelling ctx still stops them all.
+// schema 1 leaves unknown. Under the on_demand and streamed policies,
+// layers of known size are left to be fetched when pulled (configs are
+// downloaded, as Pulp does: clients read them first, and they are small).
+// One failed blob does not stop the others: whatever is verified and
+// stored now need not be downloaded by the next sync. Cancelling ctx still
+// stops them all.
 func (run *syncRun) downloadBlobs(ctx context.Context, f *fetched) error {
 	var missing []*content.Blob
 	for i := range f.blobs {
@@ -261,10 +271,13 @@ func (run *syncRun) downloadBlobs(ctx context.Context, f *fetched) error {
 		switch {
 		case err == nil:
 			b.Size = info.Size
-		case errors.Is(err, errdef.ErrNotFound):
-			missing = append(missing, b)
-		default:
+			f.stored = append(f.stored, *b)
+		case !errors.Is(err, errdef.ErrNotFound):
 			return &SyncError{Op: "download blob", Ref: b.Digest.String(), Err: err}
+		case run.r.Policy != PolicyImmediate && !f.configs[b.Digest] && b.Size >= 0:
+			f.onDemand = append(f.onDemand, *b)
+		default:
+			missing = append(missing, b)
 		}
 	}
 	rep := run.reports.start(CodeArtifacts, "Downloading artifacts", int64(len(missing)))
@@ -282,6 +295,7 @@ func (run *syncRun) downloadBlobs(ctx context.Context, f *fetched) error {
 			}
 			b.Size = info.Size
 			mu.Lock()
+			f.stored = append(f.stored, *b)
 			f.blobsDownloaded++
 			f.bytesDownloaded += info.Size
 			mu.Unlock()

@@ -26,15 +26,18 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/mooring-dev/mooring/content"
 	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/internal/db"
+	"github.com/mooring-dev/mooring/repository"
 )
 
 // Errors returned by this package wrap errdef's sentinels with the id or
@@ -91,16 +94,49 @@ type Remote struct {
 	// built by hand is safe. In JSON it is "ssl_validation", inverted.
 	InsecureSkipVerify bool `json:"-" bun:"insecure_skip_verify"`
 	// ProxyURL is an http, https or socks5 proxy for every request.
-	ProxyURL  string    `json:"proxy_url" bun:"proxy_url"`
-	CreatedAt time.Time `json:"created_at" bun:"created_at"`
+	ProxyURL string `json:"proxy_url" bun:"proxy_url"`
+	// Policy says when layer blobs are downloaded (Pulp's policy):
+	// PolicyImmediate (the default) by the sync; PolicyOnDemand when a
+	// client first pulls them, then stored; PolicyStreamed whenever a
+	// client pulls them, never stored.
+	Policy Policy `json:"policy" bun:"policy"`
+	// PullThroughID, when set, is the pull-through remote this remote was
+	// made from by a pull-through cache, which keeps its settings in step.
+	PullThroughID string    `json:"-" bun:"pull_through_id,nullzero"`
+	CreatedAt     time.Time `json:"created_at" bun:"created_at"`
 }
 
+// Policy is a remote's download policy.
+type Policy string
+
+// Download policies, Pulp's names.
+const (
+	// PolicyImmediate: a sync downloads every blob.
+	PolicyImmediate Policy = "immediate"
+	// PolicyOnDemand: a sync downloads manifests, lists and config blobs
+	// and records layers without their bytes; a pull of a layer fetches it
+	// from the upstream, streaming it to the client, and stores it.
+	PolicyOnDemand Policy = "on_demand"
+	// PolicyStreamed: as PolicyOnDemand, but layers are never stored: every
+	// pull streams them from the upstream.
+	PolicyStreamed Policy = "streamed"
+)
+
+// Valid reports whether p is one of the three policies.
+func (p Policy) Valid() bool {
+	return p == PolicyImmediate || p == PolicyOnDemand || p == PolicyStreamed
+}
+
+// Stores reports whether blobs fetched on demand under p are stored:
+// for every policy but PolicyStreamed.
+func (p Policy) Stores() bool { return p != PolicyStreamed }
+
 // New returns a Remote with the defaults filled in: DownloadConcurrency 10
-// (TLS certificates are checked, as in every Remote unless
-// InsecureSkipVerify is set).
+// and PolicyImmediate (TLS certificates are checked, as in every Remote
+// unless InsecureSkipVerify is set).
 func New(name, url, upstreamName string) *Remote {
 	return &Remote{Name: name, URL: url, UpstreamName: upstreamName,
-		DownloadConcurrency: DefaultDownloadConcurrency}
+		DownloadConcurrency: DefaultDownloadConcurrency, Policy: PolicyImmediate}
 }
 
 // SSLValidation reports whether the registry's TLS certificate is checked
@@ -131,6 +167,9 @@ func (r *Remote) UnmarshalJSON(data []byte) error {
 	}{plain: (*plain)(r)}
 	if r.DownloadConcurrency == 0 && r.ID == "" {
 		r.DownloadConcurrency = DefaultDownloadConcurrency
+	}
+	if r.Policy == "" && r.ID == "" {
+		r.Policy = PolicyImmediate
 	}
 	if err := json.Unmarshal(data, &in); err != nil {
 		return err
@@ -220,6 +259,9 @@ func (r *Remote) Validate() error {
 	if r.DownloadConcurrency < 1 || r.DownloadConcurrency > MaxDownloadConcurrency {
 		return bad("download_concurrency", "must be between 1 and %d, not %d", MaxDownloadConcurrency, r.DownloadConcurrency)
 	}
+	if !r.Policy.Valid() {
+		return bad("policy", "must be %q, %q or %q, not %q", PolicyImmediate, PolicyOnDemand, PolicyStreamed, r.Policy)
+	}
 	if r.Password != "" && r.Username == "" {
 		return bad("username", "is required with a password")
 	}
@@ -256,9 +298,14 @@ func (r *Remote) Validate() error {
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Migrate creates or updates the tables of this package. It is idempotent
-// and safe to call from several processes at once.
+// Migrate creates or updates the tables of this package, after the
+// repository tables it refers to. It is idempotent and safe to call from
+// several processes at once.
 func Migrate(ctx context.Context, d *bun.DB) error {
+	// Remotes record what they can fetch in the repository tables.
+	if err := repository.Migrate(ctx, d); err != nil {
+		return err
+	}
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return err
@@ -285,11 +332,10 @@ type Filter struct {
 }
 
 // Create validates r, fills in its ID, CreatedAt and zero-valued defaults
-// (DownloadConcurrency), and stores it. A taken name gives errdef.ErrConflict.
+// (DownloadConcurrency, Policy), and stores it. A taken name gives
+// errdef.ErrConflict.
 func (s *Store) Create(ctx context.Context, r *Remote) error {
-	if r.DownloadConcurrency == 0 {
-		r.DownloadConcurrency = DefaultDownloadConcurrency
-	}
+	r.defaults()
 	r.normalize()
 	if err := r.Validate(); err != nil {
 		return err
@@ -304,6 +350,16 @@ func (s *Store) Create(ctx context.Context, r *Remote) error {
 		return err
 	}
 	return nil
+}
+
+// defaults fills in zero-valued fields that have a default.
+func (r *Remote) defaults() {
+	if r.DownloadConcurrency == 0 {
+		r.DownloadConcurrency = DefaultDownloadConcurrency
+	}
+	if r.Policy == "" {
+		r.Policy = PolicyImmediate
+	}
 }
 
 // normalize gives nil lists a stored form of [] rather than null.
@@ -382,16 +438,53 @@ func (s *Store) Update(ctx context.Context, r *Remote) error {
 }
 
 // Delete removes the remote with the given id. Repositories synced from it
-// keep their content.
+// keep their content. While on-demand content of a repository can be
+// fetched through this remote only (see repository.Store.NeedingRemote),
+// the remote stays and the error is errdef.ErrConflict naming the
+// repositories: deleting it would make their content unpullable.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	res, err := s.db.NewDelete().Model((*Remote)(nil)).ModelTableExpr("remotes AS remote").Where("id = ?", id).Exec(ctx)
-	if err != nil {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		r := new(Remote)
+		q := tx.NewSelect().Model(r).ModelTableExpr("remotes AS remote").Where("id = ?", id)
+		if tx.Dialect().Name() == dialect.PG {
+			q = q.For("UPDATE") // a sync recording content through it waits
+		}
+		if err := q.Scan(ctx); err != nil {
+			return notFound(err, "remote %q", id)
+		}
+		repos := repository.NewStore(tx)
+		names, err := repos.NeedingRemote(ctx, id)
+		if err != nil {
+			return err
+		}
+		if len(names) > 0 {
+			return errdef.New(errdef.ErrConflict, "remote %q is the only source of on-demand content held by %s %s; "+
+				"delete %s, or sync %s with the immediate policy, first",
+				r.Name, plural(len(names), "repository", "repositories"), quoteAll(names),
+				plural(len(names), "it", "them"), plural(len(names), "it", "them"))
+		}
+		if err := repos.DeleteRemoteArtifacts(ctx, id); err != nil {
+			return err
+		}
+		_, err = tx.NewDelete().Model((*Remote)(nil)).ModelTableExpr("remotes AS remote").Where("id = ?", id).Exec(ctx)
 		return err
+	})
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errdef.New(errdef.ErrNotFound, "remote %q", id)
+	return many
+}
+
+// quoteAll returns names quoted and separated by commas.
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
 	}
-	return nil
+	return strings.Join(q, ", ")
 }
 
 func notFound(err error, format string, args ...any) error {

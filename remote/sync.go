@@ -10,6 +10,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/repository"
 	"github.com/mooring-dev/mooring/storage"
 	"github.com/mooring-dev/mooring/task"
@@ -29,6 +30,10 @@ type Syncer struct {
 	// Retry says how failed requests and downloads are retried; the zero
 	// value is DefaultRetryPolicy.
 	Retry RetryPolicy
+	// OnSync, when set, is called at the end of every sync with its result
+	// (nil when it failed), its error (a *SyncError) and how long it took:
+	// the hook metrics are kept by. It must not block.
+	OnSync func(res *SyncResult, err error, elapsed time.Duration)
 }
 
 // SyncOptions tune one sync.
@@ -126,6 +131,14 @@ func (e *SyncError) Unwrap() error { return e.Err }
 // a canceled ctx wraps context.Canceled.
 func (s *Syncer) Sync(ctx context.Context, r *Remote, repoID string, opts SyncOptions) (*SyncResult, error) {
 	start := time.Now()
+	res, err := s.sync(ctx, r, repoID, opts, start)
+	if s.OnSync != nil {
+		s.OnSync(res, err, time.Since(start))
+	}
+	return res, err
+}
+
+func (s *Syncer) sync(ctx context.Context, r *Remote, repoID string, opts SyncOptions, start time.Time) (*SyncResult, error) {
 	run, err := s.newRun(ctx, r, repoID, opts.Progress)
 	if err != nil {
 		return nil, err
@@ -190,13 +203,18 @@ func (s *Syncer) newRun(ctx context.Context, r *Remote, repoID string, p *task.P
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if r.DownloadConcurrency == 0 {
+	if r.DownloadConcurrency == 0 || r.Policy == "" {
 		rc := *r
-		rc.DownloadConcurrency = DefaultDownloadConcurrency
+		rc.defaults()
 		r = &rc
 	}
 	if err := r.Validate(); err != nil {
 		return nil, &SyncError{Op: "check remote", Ref: r.Name, Err: err}
+	}
+	if r.Policy != PolicyImmediate && r.ID == "" {
+		// On-demand content names the remote it is fetched through.
+		return nil, &SyncError{Op: "check remote", Ref: r.Name,
+			Err: errdef.Field("policy", "%s needs a stored remote (Store.Create): pulls fetch through it", r.Policy)}
 	}
 	repo, err := s.Repos.Repository(ctx, repoID)
 	if err != nil {

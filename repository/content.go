@@ -34,6 +34,11 @@ type Content struct {
 	ArtifactType  string   `bun:"artifact_type" json:"artifact_type,omitempty"`
 	// Subject is the digest of the manifest this one refers to (OCI 1.1).
 	Subject digest.Digest `bun:"subject" json:"subject,omitempty"`
+	// OnDemand is set on a blob recorded without its bytes: blob storage
+	// does not hold them and they are fetched, when pulled, from a remote
+	// its remote artifacts name (see lazy.go). It is never set on a unit
+	// whose bytes are stored.
+	OnDemand bool `bun:"on_demand" json:"on_demand,omitempty"`
 	// Name is a tag's name; Digest of a tag is the digest of what it names.
 	Name string `bun:"name" json:"name,omitempty"`
 	// TaggedID is the unit a tag names.

@@ -99,6 +99,10 @@ type Repository struct {
 	// reused, even after a version is deleted.
 	NextVersion int       `bun:"next_version" json:"-"`
 	CreatedAt   time.Time `bun:"created_at" json:"created_at"`
+	// RetainVersions is how many of its newest versions the repository
+	// keeps (Pulp's retain_repo_versions); 0 keeps them all. See
+	// RepositoryUpdate.RetainVersions.
+	RetainVersions int `bun:"retain_versions,nullzero" json:"retain_repo_versions,omitempty"`
 }
 
 // Version is one immutable state of a repository.
@@ -152,14 +156,33 @@ type RepositoryFilter struct {
 // CreateRepository creates a repository with an empty version 0.
 // A name already taken gives errdef.ErrConflict.
 func (s *Store) CreateRepository(ctx context.Context, name, description string) (*Repository, error) {
+	return s.CreateRepositoryWith(ctx, RepositorySpec{Name: name, Description: description})
+}
+
+// RepositorySpec describes a repository to create.
+type RepositorySpec struct {
+	Name        string
+	Description string
+	// RetainVersions: see Repository.RetainVersions; 0 keeps every version.
+	RetainVersions int
+}
+
+// CreateRepositoryWith creates a repository as spec says, with an empty
+// version 0. A name already taken gives errdef.ErrConflict; a negative
+// RetainVersions is an *errdef.FieldError about "retain_repo_versions".
+func (s *Store) CreateRepositoryWith(ctx context.Context, spec RepositorySpec) (*Repository, error) {
+	name := spec.Name
 	if strings.TrimSpace(name) == "" {
 		return nil, errdef.New(errdef.ErrInvalid, "repository name is empty")
 	}
 	if len(name) > 255 {
 		return nil, errdef.New(errdef.ErrInvalid, "repository name is longer than 255 characters")
 	}
+	if err := checkRetain(spec.RetainVersions); err != nil {
+		return nil, err
+	}
 	now := time.Now().UTC()
-	r := &Repository{ID: uuid.NewString(), Name: name, Description: description, NextVersion: 1, CreatedAt: now}
+	r := &Repository{ID: uuid.NewString(), Name: name, Description: spec.Description, NextVersion: 1, CreatedAt: now, RetainVersions: spec.RetainVersions}
 	err := s.InTx(ctx, func(ctx context.Context, tx *Store) error {
 		if _, err := tx.db.NewInsert().Model(r).Exec(ctx); err != nil {
 			if db.IsUniqueViolation(err) {
@@ -219,6 +242,9 @@ func (s *Store) ListRepositories(ctx context.Context, f RepositoryFilter) ([]Rep
 type RepositoryUpdate struct {
 	Name        *string
 	Description *string
+	// RetainVersions sets Repository.RetainVersions (0: keep every
+	// version); versions beyond the new count go at once.
+	RetainVersions *int
 }
 
 // UpdateRepository changes a repository's name or description.
@@ -226,7 +252,7 @@ func (s *Store) UpdateRepository(ctx context.Context, id string, u RepositoryUpd
 	var r *Repository
 	err := s.InTx(ctx, func(ctx context.Context, tx *Store) error {
 		var err error
-		if r, err = tx.Repository(ctx, id); err != nil {
+		if r, err = tx.lockRepository(ctx, id); err != nil {
 			return err
 		}
 		if u.Name != nil {
@@ -238,10 +264,20 @@ func (s *Store) UpdateRepository(ctx context.Context, id string, u RepositoryUpd
 		if u.Description != nil {
 			r.Description = *u.Description
 		}
-		_, err = tx.db.NewUpdate().Model(r).Column("name", "description").WherePK().Exec(ctx)
+		if u.RetainVersions != nil {
+			if err := checkRetain(*u.RetainVersions); err != nil {
+				return err
+			}
+			r.RetainVersions = *u.RetainVersions
+		}
+		_, err = tx.db.NewUpdate().Model(r).Column("name", "description", "retain_versions").WherePK().Exec(ctx)
 		if db.IsUniqueViolation(err) {
 			return errdef.New(errdef.ErrConflict, "a repository named %q already exists", r.Name)
 		}
+		if err != nil || u.RetainVersions == nil {
+			return err
+		}
+		_, err = tx.retain(ctx, r)
 		return err
 	})
 	if err != nil {

@@ -109,6 +109,10 @@ func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Vers
 	if err != nil {
 		return nil, 0, err
 	}
+	repo.LatestVersion, repo.NextVersion = v.Number, v.Number+1
+	if _, err := s.retain(ctx, repo); err != nil {
+		return nil, 0, err
+	}
 	return v, removed + added, nil
 }
 
@@ -452,24 +456,31 @@ func (s *Store) DeleteVersion(ctx context.Context, repoID string, n int) error {
 		if err := tx.refuseServedVersion(ctx, repo, v); err != nil {
 			return err
 		}
-		prev, next, err := tx.neighbours(ctx, repo, n)
-		if err != nil {
-			return err
-		}
-		if next < 0 {
-			err = tx.undoLatest(ctx, repoID, n, prev)
-		} else {
-			err = tx.foldInto(ctx, repoID, n, next)
-		}
-		if err != nil {
-			return err
-		}
-		_, err = tx.db.NewDelete().Model(v).WherePK().Exec(ctx)
-		if db.IsForeignKeyViolation(err) {
-			return errdef.New(errdef.ErrConflict, "version %d of repository %q is still referenced by another object", n, repo.Name)
-		}
-		return err
+		return tx.deleteVersion(ctx, repo, v)
 	})
+}
+
+// deleteVersion deletes version v of repo, locked by the caller, folding
+// its changes into the version after it.
+func (s *Store) deleteVersion(ctx context.Context, repo *Repository, v *Version) error {
+	repoID, n := repo.ID, v.Number
+	prev, next, err := s.neighbours(ctx, repo, n)
+	if err != nil {
+		return err
+	}
+	if next < 0 {
+		err = s.undoLatest(ctx, repoID, n, prev)
+	} else {
+		err = s.foldInto(ctx, repoID, n, next)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = s.db.NewDelete().Model(v).WherePK().Exec(ctx)
+	if db.IsForeignKeyViolation(err) {
+		return errdef.New(errdef.ErrConflict, "version %d of repository %q is still referenced by another object", n, repo.Name)
+	}
+	return err
 }
 
 // neighbours returns the numbers of the versions of repo just before and

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net"
 	"net/http"
 )
 
@@ -11,5 +12,9 @@ func (s *Server) authenticate(r *http.Request) error {
 	if !ok {
 		return errUnauthenticated
 	}
-	return s.users.Authenticate(r.Context(), name, pass)
+	client, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		client = r.RemoteAddr
+	}
+	return s.users.Authenticate(r.Context(), client, name, pass)
 }

@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -92,6 +94,10 @@ func (b *body) str(field string, required, nullable bool) *string {
 		b.fail(field, "Not a valid string.")
 		return nil
 	}
+	if strings.ContainsRune(s, 0) {
+		b.fail(field, nulMessage)
+		return nil
+	}
 	if required && strings.TrimSpace(s) == "" {
 		b.fail(field, "This field may not be blank.")
 		return nil
@@ -165,7 +171,35 @@ func (b *body) strList(field string) *[]string {
 		b.fail(field, "Expected a list of strings.")
 		return nil
 	}
+	if slices.ContainsFunc(out, func(e string) bool { return strings.ContainsRune(e, 0) }) {
+		b.fail(field, nulMessage)
+		return nil
+	}
 	return &out
+}
+
+// nulMessage is DRF's answer to a NUL character in text, which PostgreSQL
+// cannot store.
+const nulMessage = "Null characters are not allowed."
+
+// checkQuery refuses query parameters that are not text a database can
+// hold: a NUL character or invalid UTF-8.
+func checkQuery(q url.Values) error {
+	fe := fieldError{}
+	for k, vs := range q {
+		for _, v := range vs {
+			switch {
+			case strings.ContainsRune(v, 0):
+				fe[k] = []string{nulMessage}
+			case !utf8.ValidString(v) || !utf8.ValidString(k):
+				fe[k] = []string{"Not valid UTF-8 text."}
+			}
+		}
+	}
+	if len(fe) > 0 {
+		return fe
+	}
+	return nil
 }
 
 // href reads a hyperlink to an object; parse returns its id(s) or false

@@ -3,9 +3,13 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/mooring-dev/mooring/content/errdef"
+	"github.com/mooring-dev/mooring/distribution/registryapi"
 )
 
 // handlerFunc is what every route runs: it parses, calls the SDK once and
@@ -20,15 +24,28 @@ const maxBodyBytes = 1 << 20
 func (s *Server) restHandler(name string, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if r.ContentLength != 0 {
+			// A JSON body of at most 1 MiB: a trickle is cut off.
+			defer registryapi.GuardBody(w, r, registryapi.DefaultMinBodyRate, s.bodyWindow())()
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-		err := s.authenticate(r)
+		setRoute(r, name)
+		var err error
+		if !publicRoutes[name] {
+			err = s.authenticate(r)
+		}
+		if err == nil {
+			err = checkQuery(r.URL.Query())
+		}
 		if err == nil {
 			err = h(w, r)
 		}
 		if err != nil {
 			s.renderRESTError(w, r, name, err)
 		}
-		s.log.Debug("api request", "route", name, "method", r.Method, "path", r.URL.Path, "duration", time.Since(start), "err", err)
+		if err != nil && s.log.Enabled(r.Context(), slog.LevelDebug) {
+			s.log.DebugContext(r.Context(), "api request failed", "route", name, "method", r.Method, "path", r.URL.Path, "duration", time.Since(start), "err", err)
+		}
 	})
 }
 
@@ -42,9 +59,10 @@ func (s *Server) renderRESTError(w http.ResponseWriter, r *http.Request, route s
 		return
 	}
 	status, detail := restStatus(err)
+	setRetryAfter(w, err)
 	switch status {
 	case http.StatusInternalServerError:
-		s.log.Error("api request failed", "route", route, "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.ErrorContext(r.Context(), "api request failed", "route", route, "method", r.Method, "path", r.URL.Path, "err", err)
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="Mooring"`)
 	}
@@ -62,4 +80,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+// setRetryAfter sends the Retry-After header of an *errdef.RetryAfter in
+// err's chain.
+func setRetryAfter(w http.ResponseWriter, err error) {
+	var ra *errdef.RetryAfter
+	if errors.As(err, &ra) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (ra.After+time.Second-1)/time.Second))))
+	}
 }

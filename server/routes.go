@@ -23,6 +23,7 @@ const idRe = `{id:[0-9a-fA-F-]{36}}`
 // pulp_docker 4.0 beta).
 var apiRoutes = []route{
 	{"docs", "/pulp/api/v3/docs/api.json", []string{"GET", "HEAD"}, (*Server).getDocs},
+	{"status", "/pulp/api/v3/status/", []string{"GET", "HEAD"}, (*Server).getStatus},
 
 	{"repositories-list", "/pulp/api/v3/repositories/", []string{"GET", "HEAD"}, (*Server).listRepositories},
 	{"repositories-create", "/pulp/api/v3/repositories/", []string{"POST"}, (*Server).createRepository},

@@ -35,6 +35,12 @@ type Options struct {
 	RedirectExpiry time.Duration
 	// Logger receives structured logs; nil discards.
 	Logger *slog.Logger
+	// BodyWindow is how long a request body may take per 1 KiB/s of it
+	// (registryapi.GuardBody); default registryapi.DefaultBodyWindow.
+	BodyWindow time.Duration
+	// DisableMetrics turns off /metrics and the per-request metrics of
+	// both services (mooring.Metrics.ObserveRequest).
+	DisableMetrics bool
 }
 
 // Server wraps an opened Mooring in the two HTTP services.
@@ -56,6 +62,8 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Every line logged with a request's context names the request.
+	opts.Logger = slog.New(requestIDHandler{opts.Logger.Handler()})
 	if opts.ContentOrigin == "" {
 		opts.ContentOrigin = "localhost:24816"
 	}
@@ -74,16 +82,30 @@ func New(opts Options) *Server {
 	}
 }
 
-// API returns the REST API handler (Pulp's /pulp/api/v3/).
-func (s *Server) API() http.Handler { return s.apiRouter() }
+// API returns the REST API handler (Pulp's /pulp/api/v3/), with
+// /metrics, /healthz and /readyz beside it.
+func (s *Server) API() http.Handler { return s.withOps("api", s.apiRouter(), apiRoute) }
 
 // Content returns the registry handler (/v2/): pull for anyone; push and
-// delete for REST API users (HTTP Basic).
+// delete for REST API users (HTTP Basic); with /metrics, /healthz and
+// /readyz beside it.
 func (s *Server) Content() http.Handler {
+	return s.withOps("content", s.registryHandler(), registryRoute)
+}
+
+func (s *Server) registryHandler() http.Handler {
 	return s.m.RegistryHandler(registryapi.Options{
 		Auth:           registryapi.AuthenticatorFunc(func(r *http.Request, _ registryapi.Access) error { return s.authenticate(r) }),
 		RedirectBlobs:  s.opts.RedirectBlobs,
 		RedirectExpiry: s.opts.RedirectExpiry,
+		BodyWindow:     s.opts.BodyWindow,
 		Logger:         s.log,
 	})
+}
+
+func (s *Server) bodyWindow() time.Duration {
+	if s.opts.BodyWindow > 0 {
+		return s.opts.BodyWindow
+	}
+	return registryapi.DefaultBodyWindow
 }

@@ -59,6 +59,11 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Logger receives the Runner's logs; nil discards them.
 	Logger *slog.Logger
+	// OnFinish, when set, is called after each task this Runner ran has
+	// its outcome recorded, with the task's name, its final state and how
+	// long its handler ran: the hook metrics are kept by. It must not
+	// block.
+	OnFinish func(name string, state State, ran time.Duration)
 }
 
 // Runner is a pool of workers that claim waiting tasks from the database
@@ -371,6 +376,7 @@ func (r *Runner) claim(ctx context.Context) (*Task, error) {
 func (r *Runner) execute(ctx context.Context, t *Task) {
 	defer r.untrack(t.ID)
 	p := newProgress()
+	start := time.Now()
 	stopFlush := make(chan struct{})
 	var flusher sync.WaitGroup
 	flusher.Go(func() { r.flush(t.ID, p, stopFlush) })
@@ -407,6 +413,9 @@ func (r *Runner) execute(ctx context.Context, t *Task) {
 	}
 	reports, created := p.final(state)
 	r.finish(context.WithoutCancel(ctx), t, state, msg, reports, created)
+	if r.opts.OnFinish != nil {
+		r.opts.OnFinish(t.Name, state, time.Since(start))
+	}
 }
 
 // call runs h, turning a panic into an error so the worker survives.

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // The kinds of failure. Every error a Mooring package documents wraps one.
@@ -38,7 +39,28 @@ var (
 	ErrUnauthenticated = errors.New("authentication required")
 	// ErrDenied: the caller may not do this to this object.
 	ErrDenied = errors.New("denied")
+	// ErrTooManyRequests: the caller, or an upstream, asks for a pause;
+	// a *RetryAfter in the chain says how long.
+	ErrTooManyRequests = errors.New("too many requests")
+	// ErrUnavailable: a service Mooring depends on (an upstream registry)
+	// failed or did not answer in time.
+	ErrUnavailable = errors.New("unavailable")
+	// ErrTimeout: a service Mooring depends on (an upstream registry) did
+	// not answer in time; answered 504 where ErrUnavailable is 502.
+	ErrTimeout = errors.New("timeout")
 )
+
+// RetryAfter carries how long to wait before trying again; servers send it
+// as a Retry-After header. It wraps its cause.
+type RetryAfter struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfter) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *RetryAfter) Unwrap() error { return e.Err }
 
 // Error is a sentinel kind with a message meant for whoever made the
 // request. Its text is the message alone, after the registry code's
@@ -147,10 +169,12 @@ var (
 	ErrNameUnknown         = &Code{"NAME_UNKNOWN", http.StatusNotFound, ErrNotFound, "repository name not known to registry"}
 	ErrPaginationInvalid   = &Code{"PAGINATION_NUMBER_INVALID", http.StatusBadRequest, ErrInvalid, "invalid number of results requested"}
 	ErrSizeInvalid         = &Code{"SIZE_INVALID", http.StatusBadRequest, ErrInvalid, "provided length did not match content length"}
+	ErrBlobTooLarge        = &Code{"SIZE_INVALID", http.StatusRequestEntityTooLarge, ErrTooLarge, "blob too large"}
 	ErrTagInvalid          = &Code{"TAG_INVALID", http.StatusBadRequest, ErrInvalid, "manifest tag did not match URI"}
 	ErrUnauthorized        = &Code{"UNAUTHORIZED", http.StatusUnauthorized, ErrUnauthenticated, "authentication required"}
 	ErrRegistryDenied      = &Code{"DENIED", http.StatusForbidden, ErrDenied, "requested access to the resource is denied"}
 	ErrRegistryUnsupported = &Code{"UNSUPPORTED", http.StatusMethodNotAllowed, ErrUnsupported, "the operation is unsupported"}
+	ErrRegistryTooMany     = &Code{"TOOMANYREQUESTS", http.StatusTooManyRequests, ErrTooManyRequests, "too many requests"}
 )
 
 // Status returns the HTTP status err should be answered with: a Code's
@@ -179,6 +203,9 @@ var kinds = []struct {
 	{ErrDenied, http.StatusForbidden},
 	{ErrTooLarge, http.StatusRequestEntityTooLarge},
 	{ErrUnsupported, http.StatusMethodNotAllowed},
+	{ErrTooManyRequests, http.StatusTooManyRequests},
+	{ErrUnavailable, http.StatusBadGateway},
+	{ErrTimeout, http.StatusGatewayTimeout},
 }
 
 // RegistryCode returns the registry error code for err: a Code's own, else
@@ -195,6 +222,10 @@ func RegistryCode(err error) string {
 		return "DENIED"
 	case errors.Is(err, ErrNotFound):
 		return "NAME_UNKNOWN"
+	case errors.Is(err, ErrTooManyRequests):
+		return "TOOMANYREQUESTS"
+	case errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout):
+		return "UNAVAILABLE" // CNCF distribution's code for an upstream failure
 	case Status(err) < 500:
 		return "UNSUPPORTED"
 	}

@@ -86,7 +86,7 @@ func (s *Service) PutManifest(ctx context.Context, name string, m Manifest) (*Pu
 		return nil, err
 	}
 	// The blobs are in a version now; unstaged only after it committed, so
-	// that a concurrent push always finds them (see hasBlob).
+	// that a concurrent push always finds them (see heldBlobs).
 	if err := s.unstage(ctx, repo.ID, blobs); err != nil {
 		return nil, err
 	}
@@ -151,17 +151,23 @@ func (s *Service) manifestBlobs(ctx context.Context, repoID string, m *content.M
 	if m.Config != nil {
 		refs = append([]content.Blob{*m.Config}, refs...)
 	}
-	var blobs []content.Blob
+	var want []digest.Digest
+	for _, b := range refs {
+		if !b.Foreign {
+			want = append(want, b.Digest)
+		}
+	}
+	held, err := s.heldBlobs(ctx, repoID, want)
+	if err != nil {
+		return nil, err
+	}
+	blobs := make([]content.Blob, 0, len(refs))
 	for _, b := range refs {
 		if b.Foreign {
 			blobs = append(blobs, b)
 			continue
 		}
-		ok, err := s.hasBlob(ctx, repoID, b.Digest)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
+		if !held[b.Digest] {
 			return nil, errdef.New(errdef.ErrManifestBlobUnknown, "blob %s is not in the repository", b.Digest)
 		}
 		if b.Size < 0 {

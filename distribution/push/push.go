@@ -22,6 +22,8 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -63,6 +65,10 @@ type Options struct {
 	UploadTimeout time.Duration
 	// Logger receives what background sweeps find; nil discards.
 	Logger *slog.Logger
+	// MaxBlobSize, when positive, is the largest blob a push may store, in
+	// bytes; a larger one is refused while it streams, with
+	// errdef.ErrBlobTooLarge (413 SIZE_INVALID). Default: no limit.
+	MaxBlobSize int64
 }
 
 // Service pushes into the push repositories of one database and blob
@@ -223,20 +229,43 @@ func (s *Service) stage(ctx context.Context, repoID string, d digest.Digest, siz
 	return err
 }
 
-// hasBlob reports whether repo holds blob d, staged or in its latest
-// version. The staged rows are read first and the latest version after:
-// a concurrent manifest push that takes a staged blob into a version
-// commits that version before it unstages the blob, so a blob pushed to
-// the name is always found by one of the two reads.
-func (s *Service) hasBlob(ctx context.Context, repoID string, d digest.Digest) (bool, error) {
-	if ok, err := s.Staged(ctx, repoID, d); err != nil || ok {
-		return ok, err
+// heldBlobs returns which of ds repository repoID holds, staged or in its
+// latest version, in a few queries however many digests there are. The
+// staged rows are read first and the latest version after: a concurrent
+// manifest push that takes a staged blob into a version commits that
+// version before it unstages the blob, so a blob pushed to the name is
+// always found by one of the two reads.
+func (s *Service) heldBlobs(ctx context.Context, repoID string, ds []digest.Digest) (map[digest.Digest]bool, error) {
+	held := map[digest.Digest]bool{}
+	for chunk := range slices.Chunk(ds, 500) {
+		var staged []digest.Digest
+		if err := s.db.NewSelect().Model((*stagedBlob)(nil)).Column("digest").
+			Where("repository_id = ? AND digest IN (?)", repoID, bun.In(chunk)).Scan(ctx, &staged); err != nil {
+			return nil, err
+		}
+		for _, d := range staged {
+			held[d] = true
+		}
+	}
+	var rest []digest.Digest
+	for _, d := range ds {
+		if !held[d] {
+			rest = append(rest, d)
+		}
+	}
+	if len(rest) == 0 {
+		return held, nil
 	}
 	repo, err := s.repos.Repository(ctx, repoID)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	return s.repos.VersionHas(ctx, latest(repo), content.TypeBlob, d)
+	inVersion, err := s.repos.Present(ctx, latest(repo), content.TypeBlob, rest)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(held, inVersion)
+	return held, nil
 }
 
 func latest(repo *repository.Repository) repository.VersionRef {
@@ -257,7 +286,10 @@ func (s *Service) PutBlob(ctx context.Context, name string, d digest.Digest, siz
 	if err != nil {
 		return 0, err
 	}
-	if err := s.blobs.Put(ctx, d, size, r); err != nil {
+	if err := s.checkSize(size); err != nil {
+		return 0, err
+	}
+	if err := s.blobs.Put(ctx, d, size, s.capped(r, 0)); err != nil {
 		return 0, err
 	}
 	info, err := s.blobs.Stat(ctx, d)
@@ -268,6 +300,45 @@ func (s *Service) PutBlob(ctx context.Context, name string, d digest.Digest, siz
 		return 0, errdef.New(errdef.ErrSizeInvalid, "blob %s has %d bytes, the request sent %d", d, info.Size, size)
 	}
 	return info.Size, s.stage(ctx, repo.ID, d, info.Size)
+}
+
+// checkSize refuses a declared size over Options.MaxBlobSize before any
+// byte is read.
+func (s *Service) checkSize(size int64) error {
+	if max := s.opts.MaxBlobSize; max > 0 && size > max {
+		return errdef.New(errdef.ErrBlobTooLarge, "the blob is %d bytes, the limit is %d", size, max)
+	}
+	return nil
+}
+
+// capped returns r limited to what Options.MaxBlobSize leaves after have
+// bytes: reading past it fails with errdef.ErrBlobTooLarge, so a blob of
+// undeclared size is refused as it streams, not after it is stored.
+func (s *Service) capped(r io.Reader, have int64) io.Reader {
+	if s.opts.MaxBlobSize <= 0 {
+		return r
+	}
+	return &capReader{r: r, left: s.opts.MaxBlobSize - have, max: s.opts.MaxBlobSize}
+}
+
+type capReader struct {
+	r         io.Reader
+	left, max int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, errdef.New(errdef.ErrBlobTooLarge, "the blob is larger than the limit of %d bytes", c.max)
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n - 1, errdef.New(errdef.ErrBlobTooLarge, "the blob is larger than the limit of %d bytes", c.max)
+	}
+	return n, err
 }
 
 // Mount stages blob d, already stored, in the push repository at name

@@ -98,12 +98,53 @@ func (s *Service) AppendUpload(ctx context.Context, name, id string, offset int6
 	if err != nil {
 		return 0, err
 	}
-	size, err := u.AppendUpload(ctx, up.ID, offset, r)
+	have := offset
+	if have < 0 {
+		if have, err = u.UploadSize(ctx, up.ID); err != nil {
+			return 0, err
+		}
+	}
+	if err := s.checkSize(have); err != nil {
+		return have, err
+	}
+	stop := s.keepAlive(ctx, up.ID)
+	size, err := u.AppendUpload(ctx, up.ID, offset, s.capped(r, have))
+	stop()
 	if err != nil {
 		return size, err
 	}
-	_, err = s.db.NewUpdate().Model((*upload)(nil)).Set("updated_at = ?", time.Now().UTC()).Where("id = ?", up.ID).Exec(ctx)
-	return size, err
+	return size, s.touch(ctx, up.ID)
+}
+
+// touch records activity on upload id, so that SweepUploads leaves it.
+func (s *Service) touch(ctx context.Context, id string) error {
+	_, err := s.db.NewUpdate().Model((*upload)(nil)).Set("updated_at = ?", time.Now().UTC()).Where("id = ?", id).Exec(ctx)
+	return err
+}
+
+// keepAlive touches upload id every quarter of the upload timeout while
+// an append streams into it, so that a single long PATCH is never taken
+// for abandoned, by this process's sweeps or any other's. The returned
+// func stops it.
+func (s *Service) keepAlive(ctx context.Context, id string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(max(s.opts.UploadTimeout/4, 5*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.touch(ctx, id); err != nil && ctx.Err() == nil {
+					s.opts.Logger.Warn("recording upload activity", "upload", id, "err", err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // UploadSize returns how many bytes upload id of the push repository at

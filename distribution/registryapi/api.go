@@ -12,8 +12,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/distribution"
@@ -74,6 +78,13 @@ type Options struct {
 	RedirectExpiry time.Duration
 	// Logger receives failed requests (5xx); nil discards.
 	Logger *slog.Logger
+	// MinBodyRate and BodyWindow guard request bodies (uploads, manifest
+	// PUTs) against clients that trickle: each BodyWindow must bring
+	// MinBodyRate bytes a second, or the connection is closed. Defaults
+	// DefaultMinBodyRate (1 KiB/s) and DefaultBodyWindow (30s); a
+	// negative MinBodyRate turns the guard off.
+	MinBodyRate int64
+	BodyWindow  time.Duration
 }
 
 // DefaultRedirectExpiry is Options.RedirectExpiry's default.
@@ -94,6 +105,12 @@ type handler struct {
 func New(registry *distribution.Registry, pushes *push.Service, blobs storage.Driver, opts Options) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MinBodyRate == 0 {
+		opts.MinBodyRate = DefaultMinBodyRate
+	}
+	if opts.BodyWindow <= 0 {
+		opts.BodyWindow = DefaultBodyWindow
 	}
 	if opts.Challenge == "" {
 		opts.Challenge = `Basic realm="Mooring"`
@@ -133,7 +150,14 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 func (h *handler) serve(name string, f handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-		if err := f(w, r); err != nil {
+		if h.opts.MinBodyRate > 0 && r.ContentLength != 0 && (r.Method == http.MethodPut || r.Method == http.MethodPatch || r.Method == http.MethodPost) {
+			defer GuardBody(w, r, h.opts.MinBodyRate, h.opts.BodyWindow)()
+		}
+		err := checkQuery(r.URL.Query())
+		if err == nil {
+			err = f(w, r)
+		}
+		if err != nil {
 			h.renderError(w, r, name, err)
 		}
 	})
@@ -142,20 +166,29 @@ func (h *handler) serve(name string, f handlerFunc) http.Handler {
 // renderError answers err with its registry code and status (errdef.Code);
 // the text of a 5xx is logged, not shown.
 func (h *handler) renderError(w http.ResponseWriter, r *http.Request, route string, err error) {
-	if errors.Is(err, context.Canceled) {
-		return // the client has gone
+	if errors.Is(err, context.Canceled) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return // the client has gone, or was too slow to wait for
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		err = errdef.New(errdef.ErrManifestTooLarge, "request body too large")
 	}
 	status, code, msg := errdef.Status(err), errdef.RegistryCode(err), err.Error()
-	if status >= 500 {
-		h.opts.Logger.Error("registry request failed", "route", route, "method", r.Method, "path", r.URL.Path, "err", err)
+	switch {
+	case status == http.StatusInternalServerError:
+		h.opts.Logger.ErrorContext(r.Context(), "registry request failed", "route", route, "method", r.Method, "path", r.URL.Path, "err", err)
 		msg = "internal server error"
+	case status > 500:
+		// An upstream failed (502, 504): the message says which, for the
+		// client too.
+		h.opts.Logger.WarnContext(r.Context(), "registry request failed upstream", "route", route, "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", h.opts.Challenge)
+	}
+	var ra *errdef.RetryAfter
+	if errors.As(err, &ra) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (ra.After+time.Second-1)/time.Second))))
 	}
 	body, _ := json.Marshal(map[string]any{"errors": []map[string]any{{"code": code, "message": msg, "detail": nil}}})
 	hd := w.Header()
@@ -178,5 +211,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	hd.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	w.Write(body)
+	return nil
+}
+
+// checkQuery refuses query parameters that are not text a database can
+// hold: a NUL character or invalid UTF-8.
+func checkQuery(q url.Values) error {
+	for k, vs := range q {
+		for _, v := range vs {
+			if strings.ContainsRune(v, 0) || !utf8.ValidString(v) {
+				code := errdef.ErrInvalid
+				if k == "n" || k == "last" {
+					code = errdef.ErrPaginationInvalid
+				}
+				return errdef.New(code, "query parameter %q is not valid UTF-8 text without NUL characters", k)
+			}
+		}
+	}
 	return nil
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -86,4 +88,36 @@ func must(b []byte, err error) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// A chunked PATCH whose body runs past its Content-Range is refused with
+// 416, also when the client declared no Content-Length.
+func TestPatchLongerThanRange(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	m, err := mooring.Open(ctx, filepath.Join(dir, "db"), filepath.Join(dir, "blobs"), mooring.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	srv := httptest.NewServer(m.RegistryHandler(registryapi.Options{
+		Auth: registryapi.AuthenticatorFunc(func(*http.Request, registryapi.Access) error { return nil })}))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/v2/app/blobs/uploads/", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	req, _ := http.NewRequest("PATCH", srv.URL+loc, io.MultiReader(strings.NewReader("0123456789")))
+	req.Header.Set("Content-Range", "0-4")
+	req.ContentLength = -1 // chunked
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+		t.Errorf("PATCH of 10 bytes with Content-Range 0-4: %s, want 416", resp.Status)
+	}
 }

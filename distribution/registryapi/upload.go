@@ -111,7 +111,13 @@ func (h *handler) appendChunk(w http.ResponseWriter, r *http.Request, name, id s
 			return 0, fmt.Errorf("%w: Content-Range %d-%d is %d bytes, Content-Length is %d", errdef.ErrBlobUploadInvalid, start, end, end-start+1, r.ContentLength)
 		}
 	}
-	size, err := h.push.AppendUpload(r.Context(), name, id, offset, r.Body)
+	body := io.Reader(r.Body)
+	if ok {
+		// A body longer than its Content-Range is refused, whether or not
+		// its length was declared.
+		body = &rangeReader{r: r.Body, left: end - start + 1}
+	}
+	size, err := h.push.AppendUpload(r.Context(), name, id, offset, body)
 	var oe *storage.OffsetError
 	if errors.As(err, &oe) {
 		writeUploadHeaders(w, name, id, oe.Size)
@@ -199,4 +205,30 @@ func (h *handler) deleteBlob(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// rangeReader passes on the bytes a Content-Range announced and fails if
+// the body holds more.
+type rangeReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (rr *rangeReader) Read(p []byte) (int, error) {
+	if rr.left <= 0 {
+		var one [1]byte
+		if n, _ := rr.r.Read(one[:]); n > 0 {
+			return 0, errdef.New(errdef.ErrBlobUploadInvalid, "the chunk is longer than its Content-Range")
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > rr.left {
+		p = p[:rr.left]
+	}
+	n, err := rr.r.Read(p)
+	rr.left -= int64(n)
+	if err == io.EOF && rr.left > 0 {
+		return n, errdef.New(errdef.ErrBlobUploadInvalid, "the chunk is shorter than its Content-Range")
+	}
+	return n, err
 }

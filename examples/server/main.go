@@ -23,6 +23,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,7 +58,10 @@ type config struct {
 	heartbeat   time.Duration
 	deadAfter   time.Duration
 	uploadAfter time.Duration
+	maxBlob     int64
 	logLevel    string
+	resetAdmin  bool
+	metrics     bool
 }
 
 func main() {
@@ -93,11 +97,19 @@ func parseFlags() (config, error) {
 	fs.StringVar(&workers, "workers", workers, "task workers in this process; 0 turns them off (env MOORING_WORKERS)")
 	heartbeat := envDefault("task-heartbeat", "5s")
 	fs.StringVar(&heartbeat, "task-heartbeat", heartbeat, "how often task workers prove they are alive; the same in every process (env MOORING_TASK_HEARTBEAT)")
+	maxBlob := envDefault("max-blob-size", "0")
+	fs.StringVar(&maxBlob, "max-blob-size", maxBlob, "largest blob a push may store, in bytes (suffixes K, M, G, T: powers of 1024); 0 is no limit, the default (env MOORING_MAX_BLOB_SIZE)")
 	uploadAfter := envDefault("upload-timeout", "1h")
 	fs.StringVar(&uploadAfter, "upload-timeout", uploadAfter, "how long a registry blob upload may go untouched before it is discarded with its bytes (env MOORING_UPLOAD_TIMEOUT)")
 	deadAfter := envDefault("task-dead-after", "30s")
 	fs.StringVar(&deadAfter, "task-dead-after", deadAfter, "how long without a heartbeat before a worker's running tasks are failed; the same in every process, at least twice -task-heartbeat (env MOORING_TASK_DEAD_AFTER)")
 	fs.StringVar(&c.logLevel, "log-level", envDefault("log-level", "info"), "debug, info, warn or error (env MOORING_LOG_LEVEL)")
+	metrics, err := strconv.ParseBool(envDefault("metrics", "true"))
+	if err != nil {
+		return c, fmt.Errorf("MOORING_METRICS: want true or false")
+	}
+	fs.BoolVar(&c.metrics, "metrics", metrics, "serve Prometheus metrics at /metrics on both ports and count every request; false turns them off (env MOORING_METRICS)")
+	fs.BoolVar(&c.resetAdmin, "reset-admin-password", false, "set the password of the REST API user admin to MOORING_ADMIN_PASSWORD, or to a new generated one that is printed, and exit without serving")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return c, err
 	}
@@ -109,6 +121,9 @@ func parseFlags() (config, error) {
 		return c, fmt.Errorf("-workers %q: want a whole number", workers)
 	}
 	c.workers = n
+	if c.maxBlob, err = parseSize(maxBlob); err != nil {
+		return c, fmt.Errorf("-max-blob-size %q: %w", maxBlob, err)
+	}
 	for _, d := range []struct {
 		name, s string
 		to      *time.Duration
@@ -126,19 +141,17 @@ func parseFlags() (config, error) {
 	if c.origin == "" {
 		c.origin = publicOrigin(c.contentAddr)
 	}
-	switch {
-	case c.storage == "":
-		c.storage = filepath.Join(c.dataDir, "blobs")
-	case strings.HasPrefix(c.storage, "s3://"):
-		cfg, err := s3.ParseURL(c.storage)
-		if err != nil {
-			return c, fmt.Errorf("-storage: %w", err)
-		}
-		c.s3 = &cfg
-	case strings.HasPrefix(c.storage, "file://"):
-	case strings.Contains(c.storage, "://"):
-		return c, fmt.Errorf("-storage %q: want a directory, file://DIR or s3://BUCKET", c.storage)
+	if err := mooring.CheckDatabase(c.database); err != nil {
+		return c, fmt.Errorf("-database: %w", err)
 	}
+	if c.storage == "" {
+		c.storage = filepath.Join(c.dataDir, "blobs")
+	}
+	loc, err := mooring.ParseStorage(c.storage)
+	if err != nil {
+		return c, fmt.Errorf("-storage: %w", err)
+	}
+	c.s3 = loc.S3
 	if c.redirect && c.s3 == nil {
 		return c, errors.New("-storage-redirect needs S3 storage (-storage s3://…): the filesystem driver cannot hand out URLs")
 	}
@@ -157,24 +170,19 @@ func run() error {
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: readableDurations}))
 	slog.SetDefault(log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	m, err := mooring.Open(ctx, c.database, c.storage, mooring.Options{Logger: log, UploadTimeout: c.uploadAfter})
+	m, err := mooring.Open(ctx, c.database, c.storage, mooring.Options{Logger: log, UploadTimeout: c.uploadAfter, MaxBlobSize: c.maxBlob, WorkerTimeout: c.deadAfter})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	generated, err := m.Users.EnsureAdmin(ctx, os.Getenv("MOORING_ADMIN_PASSWORD"))
-	if err != nil {
-		return fmt.Errorf("admin user: %w", err)
-	}
-	if generated != "" {
-		// Printed once, on stdout, never logged.
-		fmt.Printf("Generated password for the REST API user %q: %s\n", mooring.AdminUser, generated)
+	if c.resetAdmin {
+		return resetAdminPassword(ctx, m)
 	}
 	if c.s3 != nil {
 		log.Info("blob storage", "bucket", c.s3.Bucket, "prefix", c.s3.Prefix, "endpoint", c.s3.Endpoint, "redirect", c.redirect)
@@ -182,14 +190,19 @@ func run() error {
 		log.Info("blob storage", "dir", c.storage)
 	}
 
-	srv := server.New(server.Options{Mooring: m, ContentOrigin: c.origin, Logger: log, RedirectBlobs: c.redirect})
+	srv := server.New(server.Options{Mooring: m, ContentOrigin: c.origin, Logger: log, RedirectBlobs: c.redirect, DisableMetrics: !c.metrics})
 	if c.contentAddr != "" {
 		go m.Push.RunJanitor(ctx)
 	}
 
-	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	var servers []*http.Server
+	// Every address is bound before the admin password is generated, so
+	// that a start which fails prints no password nobody can then use.
+	type service struct {
+		name string
+		ln   net.Listener
+		h    http.Handler
+	}
+	var services []service
 	for _, svc := range []struct {
 		name, addr string
 		h          http.Handler
@@ -200,8 +213,26 @@ func run() error {
 		}
 		ln, err := net.Listen("tcp", svc.addr)
 		if err != nil {
+			for _, s := range services {
+				s.ln.Close()
+			}
 			return fmt.Errorf("%s service: %w", svc.name, err)
 		}
+		services = append(services, service{svc.name, ln, svc.h})
+	}
+	generated, err := m.Users.EnsureAdmin(ctx, os.Getenv("MOORING_ADMIN_PASSWORD"))
+	if err != nil {
+		return fmt.Errorf("admin user: %w", err)
+	}
+	if generated != "" {
+		printPassword(generated, "Generated")
+	}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	var servers []*http.Server
+	for _, svc := range services {
+		ln := svc.ln
 		hs := &http.Server{
 			Handler:           svc.h,
 			ReadHeaderTimeout: 30 * time.Second,
@@ -259,4 +290,57 @@ func publicOrigin(addr string) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// parseSize reads a byte count such as 512, 64K or 10G (powers of 1024).
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	if i := strings.IndexAny(s, "KMGTkmgt"); i >= 0 && i == len(s)-1 {
+		mult = int64(1) << (10 * (strings.IndexByte("KMGT", strings.ToUpper(s[i:])[0]) + 1))
+		s = s[:i]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, errors.New("want a number of bytes such as 0, 500M or 10G")
+	}
+	return n * mult, nil
+}
+
+// resetAdminPassword sets the admin user's password to
+// MOORING_ADMIN_PASSWORD, or to a generated one it prints.
+func resetAdminPassword(ctx context.Context, m *mooring.Mooring) error {
+	password := os.Getenv("MOORING_ADMIN_PASSWORD")
+	how := "New"
+	if password == "" {
+		password = rand.Text()
+		how = "Generated new"
+	}
+	if err := m.Users.SetPassword(ctx, mooring.AdminUser, password); err != nil {
+		return fmt.Errorf("admin user: %w", err)
+	}
+	if how == "New" {
+		fmt.Printf("Set the password of the REST API user %q from MOORING_ADMIN_PASSWORD.\n", mooring.AdminUser)
+		return nil
+	}
+	printPassword(password, how)
+	return nil
+}
+
+// printPassword shows a generated admin password once, on stdout (never in
+// the logs), as the ~/.netrc lines that httpie and the mooring command read.
+func printPassword(password, how string) {
+	fmt.Printf("%s password for the REST API user %q: %s\n", how, mooring.AdminUser, password)
+	fmt.Printf("Put it in ~/.netrc for httpie and the mooring command:\n\n"+
+		"machine localhost\nlogin %s\npassword %s\n\n"+
+		"It is not shown again; -reset-admin-password sets a new one, and MOORING_ADMIN_PASSWORD chooses it.\n",
+		mooring.AdminUser, password)
+}
+
+// readableDurations logs durations as text such as "1.5s" rather than as
+// nanoseconds.
+func readableDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 
@@ -27,6 +28,48 @@ var ErrInvalidDSN = errors.New("invalid database DSN")
 // IsPostgres reports whether dsn names a PostgreSQL database.
 func IsPostgres(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// schemeRe matches a URL scheme at the start of a DSN: two or more
+// letters, so that a Windows drive letter is not taken for one.
+var schemeRe = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]+):`)
+
+// SQLitePath returns the file path of an SQLite DSN (sqlite://PATH,
+// file:PATH or a plain path), or an error wrapping ErrInvalidDSN for a DSN
+// that is empty, names no path, or has a scheme Mooring does not speak
+// (mysql://…): such a DSN is refused, never taken for a file name.
+func SQLitePath(dsn string) (string, error) {
+	path := dsn
+	switch m := schemeRe.FindStringSubmatch(dsn); {
+	case strings.HasPrefix(dsn, "sqlite://"):
+		path = strings.TrimPrefix(dsn, "sqlite://")
+	case strings.HasPrefix(dsn, "file:"):
+		path = strings.TrimPrefix(dsn, "file:")
+	case m != nil:
+		return "", fmt.Errorf("%w: %q: %s is not a database Mooring speaks; want an SQLite file path or postgres://…", ErrInvalidDSN, dsn, m[1])
+	}
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if path == "" {
+		return "", fmt.Errorf("%w: no SQLite file path in %q", ErrInvalidDSN, dsn)
+	}
+	return path, nil
+}
+
+// Check reports, without connecting, whether Open would accept dsn's form.
+func Check(dsn string) error {
+	if dsn == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidDSN)
+	}
+	if IsPostgres(dsn) {
+		if _, err := url.Parse(dsn); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidDSN, err)
+		}
+		return nil
+	}
+	_, err := SQLitePath(dsn)
+	return err
 }
 
 // Open opens the database named by dsn:
@@ -56,12 +99,9 @@ func Open(ctx context.Context, dsn string) (*bun.DB, error) {
 		}
 		return db, nil
 	}
-	path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "file:")
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	if path == "" {
-		return nil, fmt.Errorf("%w: no SQLite file path in %q", ErrInvalidDSN, dsn)
+	path, err := SQLitePath(dsn)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create database directory: %w", err)
