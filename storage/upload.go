@@ -93,3 +93,13 @@ type UploadLister interface {
 	// returns, which it returns as is.
 	ListUploads(ctx context.Context, fn func(id string, modTime time.Time) error) error
 }
+
+// LeftoverSweeper is implemented by drivers that keep scratch state of
+// their own while blobs are put (temporary files, incomplete multipart
+// uploads): SweepLeftovers deletes what a crashed or vanished process left
+// behind, judged by the driver's own rule, and returns how many it
+// deleted. A running server calls it periodically, so leftovers do not
+// wait for a restart.
+type LeftoverSweeper interface {
+	SweepLeftovers(ctx context.Context) (int, error)
+}

@@ -290,6 +290,13 @@ func (s *Service) maybeSweep() {
 }
 
 func (s *Service) sweep(ctx context.Context) {
+	if ls, ok := s.blobs.(storage.LeftoverSweeper); ok {
+		if n, err := ls.SweepLeftovers(ctx); err != nil && ctx.Err() == nil {
+			s.opts.Logger.Warn("sweeping storage leftovers", "err", err)
+		} else if n > 0 {
+			s.opts.Logger.Info("deleted storage leftovers", "count", n)
+		}
+	}
 	if n, err := s.SweepUploads(ctx); err != nil && ctx.Err() == nil {
 		s.opts.Logger.Warn("sweeping abandoned uploads", "err", err)
 	} else if n > 0 {

@@ -28,6 +28,11 @@ import (
 	"github.com/mooring-dev/mooring/storage"
 )
 
+// LeftoverAge is how long a file in <root>/tmp must have gone unwritten
+// for SweepLeftovers to delete it: a Put writes its temp file as bytes
+// arrive, so an hour of silence means its process is gone.
+const LeftoverAge = time.Hour
+
 // StaleTempAge is how old a file in <root>/tmp must be for New to delete it.
 // Such a file is what is left of a Put interrupted by a crash; the age is
 // generous so that New never removes the temp file of a slow Put still
@@ -52,7 +57,10 @@ type Driver struct {
 	tmp   string
 }
 
-var _ storage.Driver = (*Driver)(nil)
+var (
+	_ storage.Driver          = (*Driver)(nil)
+	_ storage.LeftoverSweeper = (*Driver)(nil)
+)
 
 // New returns a Driver rooted at root, creating the directories it needs, and
 // deletes files in <root>/tmp older than StaleTempAge.
@@ -77,9 +85,19 @@ func New(root string) (*Driver, error) {
 	return d, nil
 }
 
+// SweepLeftovers deletes the temp files of Puts that have written nothing
+// for LeftoverAge (storage.LeftoverSweeper).
+func (d *Driver) SweepLeftovers(ctx context.Context) (int, error) {
+	n := 0
+	err := d.removeStale(time.Now().Add(-LeftoverAge), &n)
+	return n, err
+}
+
 // removeStaleTemp deletes the files in the temp directory last modified
 // before cutoff.
-func (d *Driver) removeStaleTemp(cutoff time.Time) error {
+func (d *Driver) removeStaleTemp(cutoff time.Time) error { return d.removeStale(cutoff, new(int)) }
+
+func (d *Driver) removeStale(cutoff time.Time, n *int) error {
 	entries, err := os.ReadDir(d.tmp)
 	if err != nil {
 		return err
@@ -98,6 +116,7 @@ func (d *Driver) removeStaleTemp(cutoff time.Time) error {
 		if err := os.RemoveAll(filepath.Join(d.tmp, e.Name())); err != nil {
 			return err
 		}
+		*n++
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package filesystem_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -232,4 +233,34 @@ func dirNames(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// TestSweepLeftovers: a running process deletes the temp file of a Put
+// that has written nothing for LeftoverAge, and leaves a fresh one.
+func TestSweepLeftovers(t *testing.T) {
+	root := t.TempDir()
+	d, err := filesystem.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, fresh := filepath.Join(root, "tmp", "sha256-abandoned"), filepath.Join(root, "tmp", "sha256-writing")
+	for _, p := range []string{old, fresh} {
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-filesystem.LeftoverAge - time.Minute)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	n, err := d.SweepLeftovers(context.Background())
+	if err != nil || n != 1 {
+		t.Errorf("SweepLeftovers = %d, %v; want 1", n, err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("the abandoned temp file is still there: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("the temp file being written was deleted: %v", err)
+	}
 }

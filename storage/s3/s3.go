@@ -512,6 +512,14 @@ func (d *Driver) RedirectURL(ctx context.Context, dgst digest.Digest, expiry tim
 	return u.String(), nil
 }
 
+// SweepLeftovers aborts the incomplete multipart uploads older than
+// StaleUploadAge (storage.LeftoverSweeper).
+func (d *Driver) SweepLeftovers(ctx context.Context) (int, error) {
+	return d.AbortStaleUploads(ctx, time.Now().Add(-StaleUploadAge))
+}
+
+var _ storage.LeftoverSweeper = (*Driver)(nil)
+
 // AbortStaleUploads aborts the incomplete multipart uploads under the
 // driver's blobs/ prefix that were started before cutoff, and returns how
 // many it aborted. New calls it with StaleUploadAge; a long-running process
