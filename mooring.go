@@ -17,6 +17,7 @@ import (
 	"github.com/mooring-dev/mooring/distribution/push"
 	"github.com/mooring-dev/mooring/distribution/registryapi"
 	mooringdb "github.com/mooring-dev/mooring/internal/db"
+	"github.com/mooring-dev/mooring/ocilayout"
 	"github.com/mooring-dev/mooring/remote"
 	"github.com/mooring-dev/mooring/repository"
 	"github.com/mooring-dev/mooring/storage"
@@ -45,6 +46,20 @@ type Options struct {
 	// no longer counted online (Status, metrics): the task runners'
 	// task.Options.DeadAfter. Default 30s.
 	WorkerTimeout time.Duration
+	// TokenKeyFile is a PEM file with the ECDSA P-256 key registry tokens
+	// are signed with; empty: a key generated once and kept in the
+	// database (see SigningKey).
+	TokenKeyFile string
+	// TokenTTL is how long an issued registry token is valid; default
+	// registryapi.DefaultTokenTTL (5 minutes).
+	TokenTTL time.Duration
+	// Fetch tunes the fetching of on-demand content (see
+	// remote.FetcherOptions); its Logger defaults to Logger.
+	Fetch remote.FetcherOptions
+	// CacheMaxSize, when positive, is the budget in bytes of each
+	// pull-through distribution without a MaxSize of its own (see
+	// EnforceCacheBudgets). Default: none.
+	CacheMaxSize int64
 }
 
 // Mooring is an opened Mooring: one database and one blob store, and the
@@ -73,15 +88,21 @@ type Mooring struct {
 	Push *push.Service
 	// Syncer syncs remotes into repositories.
 	Syncer *remote.Syncer
+	// Fetcher fetches on-demand content for the registry, and manifests
+	// for pull-through caches.
+	Fetcher *remote.Fetcher
 	// Users are who may use the REST API and push.
 	Users *Users
 	// Metrics are the Prometheus metrics of this process's syncs, tasks,
 	// caches and, as a server reports them, requests.
 	Metrics *Metrics
 
+	pullThrough   *pullThrough
+	cacheKick     chan struct{} // a blob fetched on demand was stored
 	closeDB       bool
 	log           *slog.Logger
 	workerTimeout time.Duration
+	opts          Options
 }
 
 // Open opens Mooring on database, an SQLite file path or a postgres://
@@ -209,13 +230,23 @@ func New(ctx context.Context, db *bun.DB, blobs storage.Driver, opts Options) (*
 		Users:         NewUsers(db),
 		log:           log,
 		workerTimeout: opts.WorkerTimeout,
+		opts:          opts,
 	}
 	if m.workerTimeout <= 0 {
 		m.workerTimeout = 30 * time.Second
 	}
 	m.Metrics = newMetrics(m)
 	m.Syncer = &remote.Syncer{Repos: m.Repositories, Blobs: blobs, Logger: log, Retry: opts.Retry, OnSync: m.Metrics.observeSync}
+	m.cacheKick = make(chan struct{}, 1)
+	m.Fetcher = remote.NewFetcher(m.Repositories, m.Remotes, blobs, m.fetcherOptions())
+	m.pullThrough = &pullThrough{m: m}
 	ropts := opts.Registry
+	if ropts.Fetcher == nil {
+		ropts.Fetcher = distribution.BlobFetcherFunc(m.fetchBlob)
+	}
+	if ropts.PullThrough == nil {
+		ropts.PullThrough = m.pullThrough
+	}
 	var pushes *push.Service
 	if ropts.Staged == nil {
 		ropts.Staged = func(ctx context.Context, repoID string, d digest.Digest) (bool, error) {
@@ -264,7 +295,9 @@ func (m *Mooring) RegistryHandler(opts registryapi.Options) http.Handler {
 }
 
 // NewRunner returns a task Runner on the database with the sync task
-// (remote.SyncTask) registered: enqueue syncs with remote.EnqueueSync and
+// (remote.SyncTask) registered, which also dispatches sync schedules
+// (remote.Schedule) every second, and the OCI layout tasks
+// (ocilayout.ExportTask, ocilayout.ImportTask): enqueue syncs with remote.EnqueueSync and
 // call Run. created names a version a sync made, as recorded on the task
 // (the REST API records its href); nil records the version's id.
 func (m *Mooring) NewRunner(opts task.Options, created func(*repository.Version) string) *task.Runner {
@@ -287,5 +320,17 @@ func (m *Mooring) NewRunner(opts task.Options, created func(*repository.Version)
 		m.Registry.ForgetRepository(context.Background(), v.RepositoryID)
 		return created(v)
 	}))
+	r.Register(remote.ReclaimTask, remote.ReclaimHandler(m.Repositories, m.Blobs))
+	r.Register(ocilayout.ExportTask, ocilayout.ExportHandler(m.Repositories, m.Blobs))
+	r.Register(ocilayout.ImportTask, ocilayout.ImportHandler(m.Repositories, m.Blobs, func(v *repository.Version) string {
+		m.Registry.ForgetRepository(context.Background(), v.RepositoryID)
+		return created(v)
+	}))
+	// Every process running tasks dispatches sync schedules; each period
+	// is dispatched by one of them (remote.Store.DispatchSchedules).
+	r.Every("sync schedules", time.Second, func(ctx context.Context) error {
+		_, err := m.Remotes.DispatchSchedules(ctx, time.Now())
+		return err
+	})
 	return r
 }

@@ -66,6 +66,12 @@ type Distribution struct {
 	RepositoryID *string `bun:"repository_id"`
 	// RepositoryVersionID, when set, serves that version only.
 	RepositoryVersionID *string `bun:"repository_version_id"`
+	// PullThroughID, when set, is the pull-through distribution that made
+	// this one on the first pull of its base path (under the pull-through
+	// base path); RemoteID is then the remote its content is fetched
+	// through. Create keeps them; Update does not change them.
+	PullThroughID *string `bun:"pull_through_id"`
+	RemoteID      *string `bun:"remote_id"`
 	// CreatedAt is set by Create.
 	CreatedAt time.Time `bun:"created_at"`
 }
@@ -182,13 +188,15 @@ func (s *Store) Create(ctx context.Context, d *Distribution) error {
 // Update replaces a distribution's name, base path and what it serves.
 func (s *Store) Update(ctx context.Context, d *Distribution) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *Store) error {
-		if _, err := tx.Get(ctx, d.ID); err != nil {
+		old, err := tx.Get(ctx, d.ID)
+		if err != nil {
 			return err
 		}
+		d.PullThroughID, d.RemoteID = old.PullThroughID, old.RemoteID
 		if err := tx.check(ctx, d); err != nil {
 			return err
 		}
-		_, err := tx.db.NewUpdate().Model(d).Column("name", "base_path", "repository_id", "repository_version_id").
+		_, err = tx.db.NewUpdate().Model(d).Column("name", "base_path", "repository_id", "repository_version_id").
 			WherePK().Exec(ctx)
 		return tx.writeErr(err, d)
 	})
@@ -240,14 +248,19 @@ func (s *Store) check(ctx context.Context, d *Distribution) error {
 		}
 	}
 	var clash []string
-	err := s.db.NewSelect().Model((*Distribution)(nil)).Column("base_path").
+	q := s.db.NewSelect().Model((*Distribution)(nil)).Column("base_path").
 		Where("id <> ?", d.ID).
-		WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
-			// The same path, one of its ancestors, or one under it.
-			return q.Where("base_path IN (?)", bun.In(ancestors(d.BasePath))).
-				WhereOr("base_path LIKE ? ESCAPE '\\'", likeEscape(d.BasePath)+"/%")
-		}).Order("base_path").Limit(1).Scan(ctx, &clash)
+		WhereGroup(" AND ", overlapping(d.BasePath))
+	if d.PullThroughID != nil {
+		// What one pull-through cache makes may nest: upstream
+		// repositories "a" and "a/b" are both served under it.
+		q = q.Where("(pull_through_id IS NULL OR pull_through_id <> ?)", *d.PullThroughID)
+	}
+	err := q.Order("base_path").Limit(1).Scan(ctx, &clash)
 	if err != nil {
+		return err
+	}
+	if err := s.checkUnderPullThrough(ctx, d); err != nil {
 		return err
 	}
 	if len(clash) > 0 {
@@ -258,6 +271,15 @@ func (s *Store) check(ctx context.Context, d *Distribution) error {
 			Message: fmt.Sprintf("Overlaps with existing distribution base path %q: no base path may be a prefix of another.", clash[0])}
 	}
 	return nil
+}
+
+// overlapping selects the base paths that are p, one of its ancestors, or
+// under it.
+func overlapping(p string) func(q *bun.SelectQuery) *bun.SelectQuery {
+	return func(q *bun.SelectQuery) *bun.SelectQuery {
+		return q.Where("base_path IN (?)", bun.In(ancestors(p))).
+			WhereOr("base_path LIKE ? ESCAPE '\\'", likeEscape(p)+"/%")
+	}
 }
 
 // ancestors returns p and every prefix of it that ends at a '/'.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,48 @@ type Options struct {
 	// but not yet in a version (distribution spec: a blob can be pulled once
 	// its upload completes, before a manifest refers to it).
 	Staged func(ctx context.Context, repositoryID string, d digest.Digest) (bool, error)
+	// Fetcher, when set, fetches the bytes of blobs a version records
+	// without them (on-demand content): a pull streams them from the
+	// upstream. Without it such blobs are BLOB_UNKNOWN.
+	Fetcher BlobFetcher
+	// PullThrough, when set, serves the names under pull-through
+	// distributions' base paths; without it they are NAME_UNKNOWN until
+	// something else created them.
+	PullThrough PullThrough
+}
+
+// BlobFetcher fetches on-demand blobs (see repository's lazy.go): the
+// remote package's Fetcher, plugged in by the front door.
+type BlobFetcher interface {
+	// FetchBlob returns a reader of blob b, recorded in repository
+	// repositoryID without its bytes, that fetches them from an upstream
+	// as they are read. Its Seek must cost nothing; the reader may have a
+	// Start(ctx) error method, called before a response is begun so that a
+	// failing upstream can still be answered with an error status, and an
+	// Err() error method telling why a Read failed. No upstream can
+	// fetch b for the repository: errdef.ErrBlobUnknown.
+	FetchBlob(ctx context.Context, repositoryID string, b content.Blob) (io.ReadSeekCloser, error)
+}
+
+// BlobFetcherFunc is a function that is a BlobFetcher.
+type BlobFetcherFunc func(ctx context.Context, repositoryID string, b content.Blob) (io.ReadSeekCloser, error)
+
+// FetchBlob calls f.
+func (f BlobFetcherFunc) FetchBlob(ctx context.Context, repositoryID string, b content.Blob) (io.ReadSeekCloser, error) {
+	return f(ctx, repositoryID, b)
+}
+
+// PullThrough keeps what pull-through distributions serve in step with
+// their upstreams; the mooring front door provides it. A Registry asks it
+// for every manifest by tag at a view of a pull-through cache, and for a
+// manifest by digest that the view's version does not hold.
+type PullThrough interface {
+	// Manifest returns what reference (a tag or a digest) names at v, as
+	// a stored unit with Raw: local, the unit v's version holds (nil when
+	// none), while it is fresh; else the upstream's, recorded in a new
+	// version of v's repository (which the first pull of v.BasePath
+	// creates, with its remote and distribution).
+	Manifest(ctx context.Context, v *View, reference string, local *repository.Content) (*repository.Content, error)
 }
 
 // Registry answers the pull side of the OCI distribution spec for every
@@ -60,6 +103,10 @@ type Registry struct {
 	manifests *cache[manifestKey, *Manifest]
 	tags      *cache[View, []string]
 	blobOK    *cache[manifestKey, bool]
+
+	// pulls are the last-pull times of blobs since the last FlushPulls.
+	pullsMu sync.Mutex
+	pulls   map[digest.Digest]time.Time
 }
 
 // View is one repository version as served at a base path.
@@ -67,6 +114,23 @@ type View struct {
 	BasePath     string
 	RepositoryID string
 	Number       int
+	// PullThrough is set when BasePath is under a pull-through
+	// distribution. RepositoryID is then empty until the first pull of
+	// BasePath creates the repository.
+	PullThrough PullThroughRef
+}
+
+// PullThroughRef is what a view of a pull-through cache says of it.
+type PullThroughRef struct {
+	// ID is the pull-through distribution's; empty for a view of
+	// anything else.
+	ID string
+	// RemoteID is the pull-through remote's.
+	RemoteID string
+	// Upstream is the upstream repository BasePath names.
+	Upstream string
+	// TagTTL is the pull-through distribution's.
+	TagTTL time.Duration
 }
 
 type pathEntry struct {
@@ -170,21 +234,36 @@ func (r *Registry) fresher(ctx context.Context, v *View) *View {
 
 func (r *Registry) resolve(ctx context.Context, basePath string) (*View, error) {
 	d, err := r.dists.ByBasePath(ctx, basePath)
+	if errors.Is(err, errdef.ErrNameUnknown) && r.opts.PullThrough != nil {
+		p, upstream, perr := r.dists.PullThroughFor(ctx, basePath)
+		if perr != nil {
+			return nil, perr
+		}
+		return &View{BasePath: basePath, PullThrough: PullThroughRef{ID: p.ID, RemoteID: p.RemoteID, Upstream: upstream, TagTTL: p.TagTTL()}}, nil
+	}
 	if err != nil {
 		return nil, err
+	}
+	var pt PullThroughRef
+	if d.PullThroughID != nil {
+		p, err := r.dists.GetPullThrough(ctx, *d.PullThroughID)
+		if err != nil {
+			return nil, err
+		}
+		pt = PullThroughRef{ID: p.ID, RemoteID: p.RemoteID, Upstream: strings.TrimPrefix(basePath, p.BasePath+"/"), TagTTL: p.TagTTL()}
 	}
 	if d.RepositoryVersionID != nil {
 		v, err := r.repos.VersionByID(ctx, *d.RepositoryVersionID)
 		if err != nil {
 			return nil, notServed(err, basePath)
 		}
-		return &View{BasePath: basePath, RepositoryID: v.RepositoryID, Number: v.Number}, nil
+		return &View{BasePath: basePath, RepositoryID: v.RepositoryID, Number: v.Number, PullThrough: pt}, nil
 	}
 	repo, err := r.repos.Repository(ctx, *d.RepositoryID)
 	if err != nil {
 		return nil, notServed(err, basePath)
 	}
-	return &View{BasePath: basePath, RepositoryID: repo.ID, Number: repo.LatestVersion}, nil
+	return &View{BasePath: basePath, RepositoryID: repo.ID, Number: repo.LatestVersion, PullThrough: pt}, nil
 }
 
 func notServed(err error, basePath string) error {
@@ -201,6 +280,9 @@ func (v *View) ref() *repository.VersionRef {
 // Manifest returns the manifest or manifest list that reference (a tag or
 // a digest) names in version v, or errdef.ErrManifestUnknown.
 func (r *Registry) Manifest(ctx context.Context, v *View, reference string) (*Manifest, error) {
+	if v.PullThrough.ID != "" && r.opts.PullThrough != nil {
+		return r.pullThroughManifest(ctx, v, reference)
+	}
 	m, err := r.manifest(ctx, v, reference)
 	if errors.Is(err, errdef.ErrManifestUnknown) {
 		if nv := r.fresher(ctx, v); nv != nil {
@@ -293,6 +375,9 @@ func (r *Registry) PlatformManifest(ctx context.Context, v *View, m *Manifest, o
 
 // Tags returns the tag names of version v in lexical order.
 func (r *Registry) Tags(ctx context.Context, v *View) ([]string, error) {
+	if v.RepositoryID == "" {
+		return nil, errdef.New(errdef.ErrNameUnknown, "%s: nothing pulled through it yet", v.BasePath)
+	}
 	key := View{RepositoryID: v.RepositoryID, Number: v.Number}
 	if t, ok := r.tags.get(key); ok {
 		return t, nil
@@ -311,6 +396,30 @@ type Blob struct {
 	Digest    digest.Digest
 	Size      int64
 	MediaType string
+	// OnDemand is set when the bytes come from an upstream as they are
+	// read (Options.Fetcher), not from blob storage: no redirect to
+	// storage can serve them.
+	OnDemand bool
+}
+
+// Start begins fetching an on-demand blob, or joins the fetch in flight,
+// and waits for the upstream's answer, so that a failure is known before a
+// response is begun. It does nothing for a blob from storage.
+func (b *Blob) Start(ctx context.Context) error {
+	if s, ok := b.ReadSeekCloser.(interface{ Start(context.Context) error }); ok {
+		return s.Start(ctx)
+	}
+	return nil
+}
+
+// Err returns why a Read of an on-demand blob failed (its upstream broke
+// off, or sent bytes not matching the blob), nil if none did. A response
+// whose status line is sent must then be broken off, not ended.
+func (b *Blob) Err() error {
+	if e, ok := b.ReadSeekCloser.(interface{ Err() error }); ok {
+		return e.Err()
+	}
+	return nil
 }
 
 // OpenBlob opens blob d of version v, or fails with errdef.ErrBlobUnknown when the
@@ -329,6 +438,9 @@ func (r *Registry) OpenBlob(ctx context.Context, v *View, d digest.Digest) (*Blo
 func (r *Registry) openBlob(ctx context.Context, v *View, d digest.Digest) (*Blob, error) {
 	if err := storage.ValidateDigest(d); err != nil {
 		return nil, errdef.New(errdef.ErrBlobUnknown, "%s", d)
+	}
+	if v.RepositoryID == "" {
+		return nil, errdef.New(errdef.ErrBlobUnknown, "%s: nothing pulled through %s yet", d, v.BasePath)
 	}
 	key := manifestKey{v.RepositoryID, v.Number, d.String()}
 	if _, ok := r.blobOK.get(key); !ok {
@@ -353,12 +465,13 @@ func (r *Registry) openBlob(ctx context.Context, v *View, d digest.Digest) (*Blo
 		}
 	}
 	f, err := r.blobs.Open(ctx, d)
+	if errors.Is(err, errdef.ErrNotFound) {
+		return r.fetchBlob(ctx, v, d)
+	}
 	if err != nil {
-		if errors.Is(err, errdef.ErrNotFound) {
-			return nil, errdef.New(errdef.ErrBlobUnknown, "%s (in the repository version but not in storage)", d)
-		}
 		return nil, err
 	}
+	r.recordPull(d)
 	size, err := f.Seek(0, io.SeekEnd)
 	if err == nil {
 		_, err = f.Seek(0, io.SeekStart)
@@ -368,6 +481,29 @@ func (r *Registry) openBlob(ctx context.Context, v *View, d digest.Digest) (*Blo
 		return nil, err
 	}
 	return &Blob{ReadSeekCloser: f, Digest: d, Size: size}, nil
+}
+
+// fetchBlob opens blob d of version v, which blob storage does not hold,
+// through Options.Fetcher: on-demand content.
+func (r *Registry) fetchBlob(ctx context.Context, v *View, d digest.Digest) (*Blob, error) {
+	missing := errdef.New(errdef.ErrBlobUnknown, "%s (in the repository version but not in storage)", d)
+	if r.opts.Fetcher == nil {
+		return nil, missing
+	}
+	units, err := r.repos.InVersion(ctx, *v.ref(), d, content.TypeBlob)
+	if err != nil {
+		return nil, err
+	}
+	if len(units) == 0 || units[0].Foreign {
+		return nil, missing // staged by a push, or foreign: never fetched
+	}
+	u := units[0]
+	rc, err := r.opts.Fetcher.FetchBlob(ctx, v.RepositoryID, content.Blob{Digest: d, Size: u.Size, MediaType: u.MediaType})
+	if err != nil {
+		return nil, err
+	}
+	r.recordPull(d)
+	return &Blob{ReadSeekCloser: rc, Digest: d, Size: u.Size, OnDemand: true}, nil
 }
 
 // Forget drops what the Registry remembers of basePath's resolution, so

@@ -351,12 +351,8 @@ func parseFetched(mediaType string, raw []byte, want digest.Digest) (content.Doc
 // which verifies digest and size as the bytes arrive. A broken, truncated
 // or corrupt body is discarded and the download starts over.
 func (u *upstream) blob(ctx context.Context, dst storage.Putter, d digest.Digest, size int64) error {
-	ref := u.repo.Reference
-	ref.Reference = d.String()
-	ctx = auth.AppendRepositoryScope(ctx, ref, auth.ActionPull)
-	target := u.base + "/v2/" + ref.Repository + "/blobs/" + d.String()
 	return u.attempt(ctx, func() error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		req, err := u.blobRequest(ctx, d)
 		if err != nil {
 			return err
 		}
@@ -368,7 +364,7 @@ func (u *upstream) blob(ctx context.Context, dst storage.Putter, d digest.Digest
 		switch resp.StatusCode {
 		case http.StatusOK:
 		case http.StatusNotFound:
-			return fmt.Errorf("GET %s: %w", target, orasdef.ErrNotFound)
+			return fmt.Errorf("GET %s: %w", req.URL, orasdef.ErrNotFound)
 		default:
 			return statusError(resp)
 		}
@@ -377,6 +373,15 @@ func (u *upstream) blob(ctx context.Context, dst storage.Putter, d digest.Digest
 		}
 		return dst.Put(ctx, d, size, resp.Body)
 	})
+}
+
+// blobRequest is a GET of blob d, with the scope the auth client asks a
+// token for.
+func (u *upstream) blobRequest(ctx context.Context, d digest.Digest) (*http.Request, error) {
+	ref := u.repo.Reference
+	ref.Reference = d.String()
+	ctx = auth.AppendRepositoryScope(ctx, ref, auth.ActionPull)
+	return http.NewRequestWithContext(ctx, http.MethodGet, u.base+"/v2/"+ref.Repository+"/blobs/"+d.String(), nil)
 }
 
 // statusError describes an unexpected response, with the registry's error

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mooring-dev/mooring/content"
 	"github.com/mooring-dev/mooring/content/errdef"
+	"github.com/mooring-dev/mooring/internal/db"
 	"github.com/mooring-dev/mooring/repository"
 	"github.com/mooring-dev/mooring/task"
 )
@@ -24,8 +25,28 @@ import (
 // version: the latest plus it when additive, exactly it when mirror. It
 // returns nil when that equals the latest version.
 func (run *syncRun) commit(ctx context.Context, f *fetched, mirror bool) (*repository.Version, error) {
+	defer f.lease.Release(context.WithoutCancel(ctx))
 	total := len(f.tagged) + len(f.manifests) + len(f.lists) + len(f.blobs)
 	rep := run.reports.start(CodeAssociating, "Associating content", int64(total))
+	for attempt := 1; ; attempt++ {
+		v, err := run.commitOnce(ctx, rep, f, mirror)
+		if attempt < 3 && vanished(err) {
+			// Orphan cleanup deleted a stored unit the sync found
+			// before it was in the version: store it again.
+			run.log.Debug("content deleted meanwhile; storing it again", "err", err)
+			f.forgetUnits()
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		rep.Complete()
+		return v, nil
+	}
+}
+
+// commitOnce stores the units and makes the version.
+func (run *syncRun) commitOnce(ctx context.Context, rep *task.Report, f *fetched, mirror bool) (*repository.Version, error) {
 	add, err := run.storeUnits(ctx, rep, f)
 	if err != nil {
 		return nil, err
@@ -43,8 +64,21 @@ func (run *syncRun) commit(ctx context.Context, f *fetched, mirror bool) (*repos
 	case err != nil:
 		return nil, &SyncError{Op: "create version", Ref: run.repoID, Err: err}
 	}
-	rep.Complete()
 	return v, nil
+}
+
+// vanished reports whether err says a unit the sync had read was deleted
+// before the version that holds it was made.
+func vanished(err error) bool {
+	return errors.Is(err, errdef.ErrNotFound) || db.IsForeignKeyViolation(err)
+}
+
+// forgetUnits drops the units the plan read from the store, so that the
+// commit stores their documents again.
+func (f *fetched) forgetUnits() {
+	for _, e := range slices.Concat(f.manifests, f.lists) {
+		e.unit = nil
+	}
 }
 
 // stale returns the ids of the units of the latest version as the sync
@@ -138,7 +172,7 @@ func (run *syncRun) storeBlobs(ctx context.Context, f *fetched) ([]repository.Co
 		}
 		var id string
 		if err := q.Scan(ctx, &id); errors.Is(err, sql.ErrNoRows) {
-			return errdef.New(errdef.ErrNotFound, "remote %q was deleted during the sync", run.r.Name)
+			return errdef.New(errdef.ErrConflict, "remote %q was deleted during the sync", run.r.Name)
 		} else if err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mooring-dev/mooring/content"
 	"github.com/mooring-dev/mooring/content/errdef"
+	"github.com/mooring-dev/mooring/repository"
 )
 
 // The fetch stage gets what the plan found missing: manifests and lists by
@@ -42,6 +43,10 @@ type fetched struct {
 	manifestGETs    int
 	blobsDownloaded int
 	bytesDownloaded int64
+
+	// lease keeps blobs from orphan cleanup from before they are looked
+	// for in storage until the commit stage has put them in a version.
+	lease *repository.Lease
 }
 
 // fetcher is the fetch stage's state: the documents found so far.
@@ -260,7 +265,21 @@ func (fr *fetcher) collect(tagged []taggedDoc) *fetched {
 // One failed blob does not stop the others: whatever is verified and
 // stored now need not be downloaded by the next sync. Cancelling ctx still
 // stops them all.
-func (run *syncRun) downloadBlobs(ctx context.Context, f *fetched) error {
+func (run *syncRun) downloadBlobs(ctx context.Context, f *fetched) (err error) {
+	stored := make([]digest.Digest, 0, len(f.blobs))
+	for _, b := range f.blobs {
+		if !b.Foreign {
+			stored = append(stored, b.Digest)
+		}
+	}
+	if f.lease, err = run.s.Repos.LeaseBlobs(ctx, stored); err != nil {
+		return &SyncError{Op: "download blob", Ref: "blobs", Err: err}
+	}
+	defer func() {
+		if err != nil {
+			f.lease.Release(context.WithoutCancel(ctx))
+		}
+	}()
 	var missing []*content.Blob
 	for i := range f.blobs {
 		b := &f.blobs[i]

@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/mooring-dev/mooring/content"
 	"github.com/mooring-dev/mooring/content/errdef"
@@ -176,51 +178,82 @@ func (s *Store) putUnits(ctx context.Context, units []Content) ([]Content, error
 	}
 	for start := 0; start < len(units); start += batch {
 		chunk := units[start:min(start+batch, len(units))]
-		// bun may reslice what it inserts when RETURNING skips conflicting
-		// rows, so insert a copy and keep chunk aliased to units.
-		ins := append([]Content(nil), chunk...)
-		if _, err := s.db.NewInsert().Model(&ins).On("CONFLICT (type, digest, name) DO NOTHING").Exec(ctx); err != nil {
-			return nil, fmt.Errorf("store content: %w", err)
-		}
-		// Read back: ON CONFLICT DO NOTHING does not return existing rows.
-		// One query per type with "digest IN" uses the natural-key index on
-		// every dialect (row-value IN lists do not, on PostgreSQL).
-		type key struct {
-			t content.Type
-			d digest.Digest
-			n string
-		}
-		byKey := make(map[key][]int, len(chunk))
-		digests := map[content.Type][]digest.Digest{}
-		for i, u := range chunk {
-			k := key{u.Type, u.Digest, u.Name}
-			if len(byKey[k]) == 0 {
-				digests[u.Type] = append(digests[u.Type], u.Digest)
-			}
-			byKey[k] = append(byKey[k], i)
-		}
-		for t, ds := range digests {
-			var stored []Content
-			err := s.db.NewSelect().Model(&stored).ExcludeColumn("raw").
-				Where("type = ? AND digest IN (?)", t, bun.In(ds)).Scan(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("read back content: %w", err)
-			}
-			for _, st := range stored {
-				for _, i := range byKey[key{st.Type, st.Digest, st.Name}] {
-					raw := chunk[i].Raw
-					chunk[i] = st
-					chunk[i].Raw = raw
-				}
+		// A unit that conflicted may be deleted by orphan cleanup before
+		// it is read back: insert it again.
+		var err error
+		for attempt := 0; attempt < 3; attempt++ {
+			if err = s.putChunk(ctx, chunk); !errors.Is(err, errVanished) {
+				break
 			}
 		}
-		for _, u := range chunk {
-			if u.ID == 0 {
-				return nil, fmt.Errorf("store content %s %s: not found after insert", u.Type, u.Digest)
-			}
+		if err != nil {
+			return nil, err
 		}
 	}
 	return units, nil
+}
+
+// errVanished: a unit was deleted between its insert and its read-back.
+var errVanished = errors.New("deleted meanwhile")
+
+// putChunk inserts the units of chunk not stored yet and reads back all
+// of them, in place.
+func (s *Store) putChunk(ctx context.Context, chunk []Content) error {
+	// bun may reslice what it inserts when RETURNING skips conflicting
+	// rows, so insert a copy and keep chunk aliased to units. Units read
+	// back by an earlier attempt are not inserted again.
+	var ins []Content
+	for _, u := range chunk {
+		if u.ID == 0 {
+			ins = append(ins, u)
+		}
+	}
+	if _, err := s.db.NewInsert().Model(&ins).On("CONFLICT (type, digest, name) DO NOTHING").Exec(ctx); err != nil {
+		return fmt.Errorf("store content: %w", err)
+	}
+	// Read back: ON CONFLICT DO NOTHING does not return existing rows.
+	// One query per type with "digest IN" uses the natural-key index on
+	// every dialect (row-value IN lists do not, on PostgreSQL).
+	type key struct {
+		t content.Type
+		d digest.Digest
+		n string
+	}
+	byKey := make(map[key][]int, len(chunk))
+	digests := map[content.Type][]digest.Digest{}
+	for i, u := range chunk {
+		k := key{u.Type, u.Digest, u.Name}
+		if len(byKey[k]) == 0 {
+			digests[u.Type] = append(digests[u.Type], u.Digest)
+		}
+		byKey[k] = append(byKey[k], i)
+	}
+	for t, ds := range digests {
+		var stored []Content
+		q := s.db.NewSelect().Model(&stored).ExcludeColumn("raw").
+			Where("type = ? AND digest IN (?)", t, bun.In(ds))
+		if _, inTx := s.db.(bun.Tx); inTx && s.db.Dialect().Name() == dialect.PG {
+			// Held until the caller's transaction ends: orphan cleanup
+			// does not delete a unit about to be put in a version.
+			q = q.For("KEY SHARE")
+		}
+		if err := q.Scan(ctx); err != nil {
+			return fmt.Errorf("read back content: %w", err)
+		}
+		for _, st := range stored {
+			for _, i := range byKey[key{st.Type, st.Digest, st.Name}] {
+				raw := chunk[i].Raw
+				chunk[i] = st
+				chunk[i].Raw = raw
+			}
+		}
+	}
+	for _, u := range chunk {
+		if u.ID == 0 {
+			return fmt.Errorf("store content %s %s: %w", u.Type, u.Digest, errVanished)
+		}
+	}
+	return nil
 }
 
 // ContentByID returns the unit with the given internal id, with Raw.

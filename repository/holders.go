@@ -81,3 +81,34 @@ func servedErr(what string, hs []Holder) error {
 	return errdef.New(errdef.ErrConflict, "%s is served by %s; point %s elsewhere or delete %s first",
 		what, strings.Join(names, ", "), them, them)
 }
+
+// CheckDeleteRepository reports, without changing anything, whether
+// DeleteRepository would delete repository id now: errdef.ErrNotFound for
+// none, errdef.ErrConflict naming what serves it.
+func (s *Store) CheckDeleteRepository(ctx context.Context, id string) error {
+	repo, err := s.Repository(ctx, id)
+	if err != nil {
+		return err
+	}
+	return s.refuseServed(ctx, repo)
+}
+
+// CheckDeleteVersion reports, without changing anything, whether
+// DeleteVersion would delete version n of repository repoID now:
+// errdef.ErrNotFound for none, errdef.ErrConflict naming what pins it or
+// when it is the only version.
+func (s *Store) CheckDeleteVersion(ctx context.Context, repoID string, n int) error {
+	repo, err := s.Repository(ctx, repoID)
+	if err != nil {
+		return err
+	}
+	v, err := s.Version(ctx, repoID, n)
+	if err != nil {
+		return err
+	}
+	if err := s.refuseServedVersion(ctx, repo, v); err != nil {
+		return err
+	}
+	_, _, err = s.neighbours(ctx, repo, n)
+	return err
+}

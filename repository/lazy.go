@@ -108,8 +108,8 @@ func (s *Store) AddRemoteArtifacts(ctx context.Context, repoID, remoteID string,
 	return nil
 }
 
-// Source is a remote that can fetch a blob.
-type Source struct {
+// BlobSource is a remote that can fetch a blob.
+type BlobSource struct {
 	RemoteID string `bun:"remote_id"`
 	// Own is set when the remote recorded the blob for the repository
 	// asked about; otherwise it recorded it for another repository.
@@ -118,7 +118,7 @@ type Source struct {
 
 // Sources returns the remotes that can fetch blob d, those that recorded
 // it for repository repoID first, each once, oldest first.
-func (s *Store) Sources(ctx context.Context, repoID string, d digest.Digest) ([]Source, error) {
+func (s *Store) Sources(ctx context.Context, repoID string, d digest.Digest) ([]BlobSource, error) {
 	var rows []struct {
 		RemoteID     string    `bun:"remote_id"`
 		RepositoryID string    `bun:"repository_id"`
@@ -133,18 +133,18 @@ func (s *Store) Sources(ctx context.Context, repoID string, d digest.Digest) ([]
 	if err != nil {
 		return nil, err
 	}
-	var own, other []Source
+	var own, other []BlobSource
 	seen := map[string]bool{}
 	for _, r := range rows {
 		if r.RepositoryID == repoID && !seen[r.RemoteID] {
 			seen[r.RemoteID] = true
-			own = append(own, Source{RemoteID: r.RemoteID, Own: true})
+			own = append(own, BlobSource{RemoteID: r.RemoteID, Own: true})
 		}
 	}
 	for _, r := range rows {
 		if !seen[r.RemoteID] {
 			seen[r.RemoteID] = true
-			other = append(other, Source{RemoteID: r.RemoteID})
+			other = append(other, BlobSource{RemoteID: r.RemoteID})
 		}
 	}
 	return append(own, other...), nil

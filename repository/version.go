@@ -337,8 +337,15 @@ func (s *Store) contentTypes(ctx context.Context, ids []int64) (map[int64]unitTy
 			Type content.Type `bun:"type"`
 			Name string       `bun:"name"`
 		}
-		err := s.db.NewSelect().Table("contents").Column("id", "type", "name").
-			Where("id IN (?)", bun.In(chunk)).Scan(ctx, &rows)
+		q := s.db.NewSelect().Table("contents").Column("id", "type", "name").
+			Where("id IN (?)", bun.In(chunk))
+		if s.db.Dialect().Name() == dialect.PG {
+			// Held until the version commits: orphan cleanup, which
+			// deletes units no version holds, skips or waits for these
+			// rather than deleting one a moment before it is added.
+			q = q.For("KEY SHARE")
+		}
+		err := q.Scan(ctx, &rows)
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,8 @@ package server
 import (
 	"net"
 	"net/http"
+
+	"github.com/mooring-dev/mooring/distribution/registryapi"
 )
 
 // authenticate checks a request's HTTP Basic credentials against the
@@ -17,4 +19,13 @@ func (s *Server) authenticate(r *http.Request) error {
 		client = r.RemoteAddr
 	}
 	return s.users.Authenticate(r.Context(), client, name, pass)
+}
+
+// basicOnly is the registry's Authenticator when tokens are unavailable:
+// anonymous pulls, HTTP Basic for the rest.
+func (s *Server) basicOnly(r *http.Request, a registryapi.Access) error {
+	if a.Action == registryapi.ActionPull || a.Action == registryapi.ActionCatalog {
+		return nil
+	}
+	return s.authenticate(r)
 }

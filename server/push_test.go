@@ -126,8 +126,13 @@ func TestPushAuthentication(t *testing.T) {
 		} {
 			for _, req := range [][2]string{{"POST", "/v2/app/blobs/uploads/"}, {"PUT", "/v2/app/manifests/v1"}, {"DELETE", "/v2/app/blobs/sha256:" + strings.Repeat("0", 64)}} {
 				r := e.push(req[0], req[1], nil, c.header...)
-				if r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") != `Basic realm="Mooring"` || registryError(t, r) != "UNAUTHORIZED" {
-					t.Errorf("%s: %s %s: %d %v %s, want 401 with a Basic challenge", c.name, req[0], req[1], r.status, r.header, r.body)
+				scope := "repository:app:pull,push"
+				if req[0] == "DELETE" {
+					scope = "repository:app:delete"
+				}
+				want := `Bearer realm="` + e.content.URL + `/token/",service="mooring",scope="` + scope + `"`
+				if r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") != want || registryError(t, r) != "UNAUTHORIZED" {
+					t.Errorf("%s: %s %s: %d %v %s, want 401 with the challenge %s", c.name, req[0], req[1], r.status, r.header, r.body, want)
 				}
 			}
 		}

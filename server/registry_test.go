@@ -56,13 +56,13 @@ func TestRegistryManifests(t *testing.T) {
 		e := newEnv(t, db)
 		f := newRegistryFixture(t, e)
 
-		// The version check is where clients learn to send credentials:
-		// 401 with a Basic challenge without them, 200 with them. Pulls
-		// below stay anonymous.
+		// The version check is where clients learn how to authenticate:
+		// 401 with a Bearer challenge naming the token endpoint without
+		// credentials, 200 with them. Pulls below stay anonymous.
 		for _, p := range []string{"/v2/", "/v2"} {
 			r := e.get("GET", p)
 			if r.status != http.StatusUnauthorized || r.header.Get("Docker-Distribution-API-Version") != "registry/2.0" ||
-				r.header.Get("WWW-Authenticate") != `Basic realm="Mooring"` {
+				r.header.Get("WWW-Authenticate") != `Bearer realm="`+e.content.URL+`/token/",service="mooring"` {
 				t.Errorf("%s anonymously: %d %v", p, r.status, r.header)
 			}
 			r = e.push("GET", p, nil)

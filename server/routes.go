@@ -50,6 +50,12 @@ var apiRoutes = []route{
 	{"distributions-update", "/pulp/api/v3/docker-distributions/" + idRe + "/", []string{"PUT", "PATCH"}, (*Server).updateDistribution},
 	{"distributions-delete", "/pulp/api/v3/docker-distributions/" + idRe + "/", []string{"DELETE"}, (*Server).deleteDistribution},
 
+	{"task-schedules-list", "/pulp/api/v3/task-schedules/", []string{"GET", "HEAD"}, (*Server).listSchedules},
+	{"task-schedules-create", "/pulp/api/v3/task-schedules/", []string{"POST"}, (*Server).createSchedule},
+	{"task-schedules-detail", "/pulp/api/v3/task-schedules/" + idRe + "/", []string{"GET", "HEAD"}, (*Server).getSchedule},
+	{"task-schedules-update", "/pulp/api/v3/task-schedules/" + idRe + "/", []string{"PUT", "PATCH"}, (*Server).updateSchedule},
+	{"task-schedules-delete", "/pulp/api/v3/task-schedules/" + idRe + "/", []string{"DELETE"}, (*Server).deleteSchedule},
+
 	{"tasks-list", "/pulp/api/v3/tasks/", []string{"GET", "HEAD"}, (*Server).listTasks},
 	{"tasks-detail", "/pulp/api/v3/tasks/" + idRe + "/", []string{"GET", "HEAD"}, (*Server).getTask},
 	{"tasks-cancel", "/pulp/api/v3/tasks/" + idRe + "/", []string{"PATCH"}, (*Server).cancelTask},

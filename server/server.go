@@ -10,6 +10,7 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -35,6 +36,9 @@ type Options struct {
 	RedirectExpiry time.Duration
 	// Logger receives structured logs; nil discards.
 	Logger *slog.Logger
+	// Policy decides what registry users may do; nil is
+	// mooring.OpenPolicy (anybody pulls, users push and delete).
+	Policy registryapi.Policy
 	// BodyWindow is how long a request body may take per 1 KiB/s of it
 	// (registryapi.GuardBody); default registryapi.DefaultBodyWindow.
 	BodyWindow time.Duration
@@ -93,9 +97,21 @@ func (s *Server) Content() http.Handler {
 	return s.withOps("content", s.registryHandler(), registryRoute)
 }
 
+// registryHandler is the registry of the opened Mooring with token
+// authentication (Bearer challenges, the token endpoint at /token/, HTTP
+// Basic still accepted) over the REST API's users.
 func (s *Server) registryHandler() http.Handler {
+	var auth registryapi.Authenticator
+	ta, err := s.m.TokenAuth(context.Background(), s.opts.Policy)
+	if err != nil {
+		// The key could not be read or made: HTTP Basic alone.
+		s.log.Error("registry token authentication unavailable; HTTP Basic only", "err", err)
+		auth = registryapi.AuthenticatorFunc(s.basicOnly)
+	} else {
+		auth = ta
+	}
 	return s.m.RegistryHandler(registryapi.Options{
-		Auth:           registryapi.AuthenticatorFunc(func(r *http.Request, _ registryapi.Access) error { return s.authenticate(r) }),
+		Auth:           auth,
 		RedirectBlobs:  s.opts.RedirectBlobs,
 		RedirectExpiry: s.opts.RedirectExpiry,
 		BodyWindow:     s.opts.BodyWindow,

@@ -89,6 +89,7 @@ type Runner struct {
 	handlers map[string]Handler
 	started  bool
 	active   map[string]context.CancelCauseFunc // running task ID -> cancel
+	periodic []periodic
 }
 
 // NewRunner returns a Runner over db, whose tables must exist (see
@@ -184,6 +185,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	var bg sync.WaitGroup
 	hbCtx, stopHeartbeat := context.WithCancel(context.WithoutCancel(ctx))
 	bg.Go(func() { r.heartbeat(hbCtx) })
+	r.runPeriodic(ctx, &bg)
 
 	// Handlers get a context of their own so that shutdown cancels them
 	// with a cause, and they keep ctx's values.

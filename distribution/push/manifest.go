@@ -3,6 +3,8 @@ package push
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -60,28 +62,18 @@ func (s *Service) PutManifest(ctx context.Context, name string, m Manifest) (*Pu
 	if err != nil {
 		return nil, err
 	}
+	// Leased before they are looked for, so that orphan cleanup deletes
+	// none of the blobs found (see repository.Store.LeaseBlobs).
+	release, err := s.lease(ctx, blobDigests(doc)...)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	add, blobs, subject, err := s.references(ctx, repo.ID, doc)
 	if err != nil {
 		return nil, err
 	}
-	units, err := s.repos.PutBlobs(ctx, blobs)
-	if err != nil {
-		return nil, err
-	}
-	add = append(add, ids(units)...)
-	unit, err := s.repos.PutDocument(ctx, doc)
-	if err != nil {
-		return nil, err
-	}
-	add = append(add, unit.ID)
-	for _, t := range tags {
-		tag, err := s.repos.PutTag(ctx, t, unit)
-		if err != nil {
-			return nil, err
-		}
-		add = append(add, tag.ID)
-	}
-	v, err := s.newVersion(ctx, name, repo.ID, repository.Change{Add: add})
+	unit, v, err := s.commitManifest(ctx, name, repo.ID, doc, add, blobs, tags)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +83,62 @@ func (s *Service) PutManifest(ctx context.Context, name string, m Manifest) (*Pu
 		return nil, err
 	}
 	return &Pushed{Digest: unit.Digest, Tags: tags, Subject: subject, Version: v}, nil
+}
+
+// commitManifest records doc, the blobs it uses and its tags, and makes
+// the version that holds them with add, in one transaction: orphan
+// cleanup never sees the units between their writing and the version.
+func (s *Service) commitManifest(ctx context.Context, name, repoID string, doc content.Document, add []int64, blobs []content.Blob, tags []string) (*repository.Content, *repository.Version, error) {
+	// In digest order, so that concurrent pushes sharing blobs take their
+	// rows' locks in one order.
+	sorted := slices.Clone(blobs)
+	slices.SortFunc(sorted, func(a, b content.Blob) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
+	var unit *repository.Content
+	var v *repository.Version
+	err := s.repos.InTx(ctx, func(ctx context.Context, tx *repository.Store) error {
+		units, err := tx.PutBlobs(ctx, sorted)
+		if err != nil {
+			return err
+		}
+		add := append(slices.Clone(add), ids(units)...)
+		if unit, err = tx.PutDocument(ctx, doc); err != nil {
+			return err
+		}
+		add = append(add, unit.ID)
+		for _, t := range tags {
+			tag, err := tx.PutTag(ctx, t, unit)
+			if err != nil {
+				return err
+			}
+			add = append(add, tag.ID)
+		}
+		v, err = tx.NewVersion(ctx, repoID, repository.Change{Add: add})
+		return err
+	})
+	if errors.Is(err, repository.ErrNoChange) {
+		v, err = nil, nil
+	}
+	s.registry.Forget(name)
+	return unit, v, err
+}
+
+// blobDigests returns the digests of the blobs a manifest stores (not its
+// foreign layers); none for a list.
+func blobDigests(doc content.Document) []digest.Digest {
+	m, ok := doc.(*content.Manifest)
+	if !ok {
+		return nil
+	}
+	var ds []digest.Digest
+	if m.Config != nil {
+		ds = append(ds, m.Config.Digest)
+	}
+	for _, l := range m.Layers {
+		if !l.Foreign {
+			ds = append(ds, l.Digest)
+		}
+	}
+	return ds
 }
 
 // manifestRefs reads m's reference and tags: the digest the bytes must

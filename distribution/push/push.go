@@ -289,6 +289,11 @@ func (s *Service) PutBlob(ctx context.Context, name string, d digest.Digest, siz
 	if err := s.checkSize(size); err != nil {
 		return 0, err
 	}
+	release, err := s.lease(ctx, d)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
 	if err := s.blobs.Put(ctx, d, size, s.capped(r, 0)); err != nil {
 		return 0, err
 	}
@@ -355,6 +360,11 @@ func (s *Service) Mount(ctx context.Context, name string, d digest.Digest, from 
 	if err != nil {
 		return false, err
 	}
+	release, err := s.lease(ctx, d)
+	if err != nil {
+		return false, err
+	}
+	defer release()
 	ok, err := s.mountable(ctx, d, from)
 	if err != nil || !ok {
 		return false, err
@@ -443,6 +453,38 @@ func ids(units []repository.Content) []int64 {
 		out[i] = u.ID
 	}
 	return out
+}
+
+// DropStaged gives up the blobs staged longer ago than both protect and
+// the upload timeout that no manifest has taken into a version: a push
+// abandoned between its blobs and its manifest. They are no longer
+// pullable from their repository, and orphan cleanup may then delete
+// their bytes. It returns how many it dropped. A manifest pushed meanwhile
+// that uses one still succeeds: its blobs are leased (see lease).
+func (s *Service) DropStaged(ctx context.Context, protect time.Duration) (int, error) {
+	before := time.Now().UTC().Add(-max(protect, s.opts.UploadTimeout))
+	res, err := s.db.NewDelete().Model((*stagedBlob)(nil)).Where("created_at < ?", before).Exec(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// lease keeps blobs ds from orphan cleanup while a push relies on their
+// bytes, until the returned func is called: it is taken before the bytes
+// are looked for or stored, and released once a staged row or a version
+// keeps them (see repository.Store.LeaseBlobs).
+func (s *Service) lease(ctx context.Context, ds ...digest.Digest) (release func(), err error) {
+	l, err := s.repos.LeaseBlobs(ctx, ds)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
+			s.opts.Logger.Warn("releasing a blob lease", "err", err)
+		}
+	}, nil
 }
 
 // validDigest checks a digest named by a client.

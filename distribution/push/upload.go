@@ -168,6 +168,11 @@ func (s *Service) FinishUpload(ctx context.Context, name, id string, d digest.Di
 	if err != nil {
 		return err
 	}
+	release, err := s.lease(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := u.CommitUpload(ctx, up.ID, d, -1); err != nil {
 		return err
 	}

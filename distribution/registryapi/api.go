@@ -38,12 +38,14 @@ const (
 	ActionPull   = "pull"
 	ActionPush   = "push"
 	ActionDelete = "delete"
+	// ActionCatalog is listing the catalog (/v2/_catalog); Name is empty.
+	ActionCatalog = "catalog"
 )
 
-// Authenticator decides who may push and delete. The registry asks it
-// before every push, upload and delete, and on the API version check
-// (GET /v2/), whose 401 tells clients such as podman and skopeo to send
-// credentials later. Pulls are anonymous and do not ask.
+// Authenticator decides who may do what. The registry asks it before
+// every pull, push, upload and delete, before listing the catalog, and on
+// the API version check (GET /v2/, Action ""), whose 401 tells clients
+// such as podman and skopeo where and how to authenticate.
 type Authenticator interface {
 	// Authenticate returns nil when r may do a; otherwise an error wrapping
 	// errdef.ErrUnauthenticated (answered 401 with the challenge) or
@@ -130,12 +132,12 @@ func New(registry *distribution.Registry, pushes *push.Service, blobs storage.Dr
 // the version check passes.
 func (h *handler) authorize(r *http.Request, a Access) error {
 	if h.opts.Auth == nil {
-		if a.Action == "" {
+		if a.Action == "" || a.Action == ActionPull || a.Action == ActionCatalog {
 			return nil
 		}
 		return errdef.New(errdef.ErrUnauthorized, "this registry takes no pushes or deletes")
 	}
-	if a.Action != "" && h.push == nil {
+	if (a.Action == ActionPush || a.Action == ActionDelete) && h.push == nil {
 		return errdef.New(errdef.ErrRegistryUnsupported, "this registry takes no pushes or deletes")
 	}
 	return h.opts.Auth.Authenticate(r, a)
@@ -183,7 +185,11 @@ func (h *handler) renderError(w http.ResponseWriter, r *http.Request, route stri
 		// client too.
 		h.opts.Logger.WarnContext(r.Context(), "registry request failed upstream", "route", route, "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	if status == http.StatusUnauthorized {
+	var ce *challengeError
+	switch {
+	case errors.As(err, &ce):
+		w.Header().Set("WWW-Authenticate", ce.header)
+	case status == http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", h.opts.Challenge)
 	}
 	var ra *errdef.RetryAfter

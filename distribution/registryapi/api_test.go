@@ -19,8 +19,9 @@ import (
 )
 
 // The handler on a mux of its own, with an Authenticator of the embedding
-// program's: it is asked on the version check and before pushes, never on
-// pulls; what it refuses is answered 401 with the configured challenge.
+// program's: it is asked on the version check and before every pull, push
+// and delete; what it refuses is answered 401 with the configured
+// challenge.
 func TestAuthenticatorHook(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -32,6 +33,9 @@ func TestAuthenticatorHook(t *testing.T) {
 	var asked []registryapi.Access
 	auth := registryapi.AuthenticatorFunc(func(r *http.Request, a registryapi.Access) error {
 		asked = append(asked, a)
+		if a.Action == registryapi.ActionPull {
+			return nil // anybody pulls
+		}
 		if r.Header.Get("X-Token") != "let-me-in" {
 			return errdef.New(errdef.ErrUnauthenticated, "no token")
 		}
@@ -77,7 +81,7 @@ func TestAuthenticatorHook(t *testing.T) {
 			t.Errorf("%s %s: challenge %q", c.method, c.path, resp.Header.Get("WWW-Authenticate"))
 		}
 	}
-	want := []registryapi.Access{{}, {}, {Name: "team/app", Action: "push"}, {Name: "team/app", Action: "push"}, {Name: "team/app", Action: "delete"}}
+	want := []registryapi.Access{{}, {}, {Name: "team/app", Action: "push"}, {Name: "team/app", Action: "push"}, {Name: "team/app", Action: "pull"}, {Name: "team/app", Action: "delete"}}
 	if got, _ := json.Marshal(asked); string(got) != string(must(json.Marshal(want))) {
 		t.Errorf("the hook was asked %s, want %s", got, must(json.Marshal(want)))
 	}

@@ -60,6 +60,9 @@ func setNextLink(w http.ResponseWriter, r *http.Request, page []string, n int) {
 }
 
 func (h *handler) getCatalog(w http.ResponseWriter, r *http.Request) error {
+	if err := h.authorize(r, Access{Action: ActionCatalog}); err != nil {
+		return err
+	}
 	n, last, err := listParams(r)
 	if err != nil {
 		return err
@@ -75,6 +78,9 @@ func (h *handler) getCatalog(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) getTags(w http.ResponseWriter, r *http.Request) error {
+	if err := h.authorize(r, Access{Name: mux.Vars(r)["name"], Action: ActionPull}); err != nil {
+		return err
+	}
 	n, last, err := listParams(r)
 	if err != nil {
 		return err
@@ -131,6 +137,9 @@ func accepts(r *http.Request) func(string) bool {
 // getManifest serves a manifest by tag or digest ("Pulling manifests"):
 // the exact stored bytes, with the headers clients check.
 func (h *handler) getManifest(w http.ResponseWriter, r *http.Request) error {
+	if err := h.authorize(r, Access{Name: mux.Vars(r)["name"], Action: ActionPull}); err != nil {
+		return err
+	}
 	ctx := r.Context()
 	v, err := h.registry.Resolve(ctx, mux.Vars(r)["name"])
 	if err != nil {
@@ -179,6 +188,9 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request) error {
 // bytes (and any Range the client asks for); HEAD is answered here, from
 // the size OpenBlob learnt.
 func (h *handler) getBlob(w http.ResponseWriter, r *http.Request) error {
+	if err := h.authorize(r, Access{Name: mux.Vars(r)["name"], Action: ActionPull}); err != nil {
+		return err
+	}
 	ctx := r.Context()
 	d, err := digest.Parse(mux.Vars(r)["digest"])
 	if err != nil {
@@ -195,11 +207,19 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer b.Close()
+	if b.OnDemand && r.Method == http.MethodGet {
+		// Before any header: an upstream that fails now is answered with
+		// its error (404, 429, 502, 504), not a broken 200.
+		if err := b.Start(ctx); err != nil {
+			return err
+		}
+	}
 	hd := w.Header()
 	hd.Set("Docker-Content-Digest", d.String())
 	// A manifest served as a blob has a media type and comes from the
-	// database, not from storage: it cannot be redirected.
-	if h.redirect != nil && r.Method == http.MethodGet && b.MediaType == "" && redirectableRange(r.Header.Get("Range"), b.Size) {
+	// database, not from storage: it cannot be redirected; nor can
+	// on-demand bytes, which storage does not hold.
+	if h.redirect != nil && r.Method == http.MethodGet && b.MediaType == "" && !b.OnDemand && redirectableRange(r.Header.Get("Range"), b.Size) {
 		var u string
 		if or, ok := b.ReadSeekCloser.(storage.OpenRedirector); ok {
 			u, err = or.RedirectURL(ctx, h.expiry) // no second existence check
@@ -223,8 +243,33 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 	if b.MediaType != "" {
 		hd.Set("Content-Type", b.MediaType)
 	}
-	http.ServeContent(w, r, "", time.Time{}, b.ReadSeekCloser)
+	if !b.OnDemand {
+		http.ServeContent(w, r, "", time.Time{}, b.ReadSeekCloser)
+		return nil
+	}
+	// Bytes arriving from the upstream go out as they come.
+	http.ServeContent(flushWriter{w, http.NewResponseController(w)}, r, "", time.Time{}, b.ReadSeekCloser)
+	if b.Err() != nil {
+		// The status line is sent: only a broken connection tells the
+		// client that what it got is not the blob.
+		panic(http.ErrAbortHandler)
+	}
 	return nil
+}
+
+// flushWriter flushes every write, so that a client receives on-demand
+// bytes as they arrive from the upstream.
+type flushWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (f flushWriter) Write(p []byte) (int, error) {
+	n, err := f.ResponseWriter.Write(p)
+	if err == nil {
+		err = f.rc.Flush()
+	}
+	return n, err
 }
 
 // redirectableRange reports whether a blob GET with this Range header (RFC
@@ -296,6 +341,9 @@ var errNotFoundRegistry = errdef.New(errdef.ErrNameUnknown, "no such endpoint")
 // version whose subject is the digest, filtered by ?artifactType=. A name
 // not served, or a subject nothing refers to, has an empty list.
 func (h *handler) getReferrers(w http.ResponseWriter, r *http.Request) error {
+	if err := h.authorize(r, Access{Name: mux.Vars(r)["name"], Action: ActionPull}); err != nil {
+		return err
+	}
 	ctx := r.Context()
 	d, err := parseDigest(mux.Vars(r)["digest"])
 	if err != nil {

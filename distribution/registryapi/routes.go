@@ -51,6 +51,11 @@ func (h *handler) router() http.Handler {
 		r.Handle(rt.path, h.serve(rt.name, func(w http.ResponseWriter, req *http.Request) error { return f(h, w, req) })).
 			Methods(rt.methods...).Name(rt.name)
 	}
+	if ta, ok := h.opts.Auth.(*TokenAuth); ok {
+		token := h.serve("token", ta.ServeToken)
+		r.Handle("/token/", token).Name("token")
+		r.Handle("/token", token)
+	}
 	r.NotFoundHandler = h.serve("not-found", h.unmatched)
 	r.MethodNotAllowedHandler = h.serve("method-not-allowed", func(_ http.ResponseWriter, r *http.Request) error {
 		return errdef.New(errdef.ErrRegistryUnsupported, "method %s is not supported on %s", r.Method, r.URL.Path)

@@ -1,0 +1,281 @@
+package repository_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/uptrace/bun"
+
+	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
+	"github.com/mooring-dev/mooring/internal/dbtest"
+	"github.com/mooring-dev/mooring/repository"
+)
+
+// putList stores a manifest list of the given images.
+func putList(t testing.TB, s *repository.Store, children ...fixture) *repository.Content {
+	t.Helper()
+	var entries []string
+	for i, c := range children {
+		entries = append(entries, fmt.Sprintf(`{"mediaType":%q,"digest":%q,"size":%d,"platform":{"architecture":"arch%d","os":"linux"}}`,
+			content.MediaTypeOCIManifest, c.manifest.Digest, c.manifest.Size, i))
+	}
+	raw := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[%s]}`, content.MediaTypeOCIIndex, strings.Join(entries, ","))
+	doc, err := content.Parse(content.MediaTypeOCIIndex, []byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.PutDocument(context.Background(), doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func ref(c *repository.Content) repository.UnitRef {
+	return repository.UnitRef{Type: c.Type, ID: c.UUID}
+}
+
+// holds returns the digests (tags: name=digest) version n of repo holds,
+// sorted, for comparing what a user would see.
+func holds(t testing.TB, s *repository.Store, repoID string, n int) []string {
+	t.Helper()
+	var out []string
+	for c, err := range s.Contents(context.Background(), repository.ContentFilter{In: &repository.VersionRef{RepositoryID: repoID, Number: n}}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Name != "" {
+			out = append(out, c.Name+"="+c.Digest.String()[:15])
+		} else {
+			out = append(out, string(c.Type[7:])+":"+c.Digest.String()[:15])
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func latestOf(t testing.TB, s *repository.Store, repoID string) int {
+	t.Helper()
+	r, err := s.Repository(context.Background(), repoID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.LatestVersion
+}
+
+// closure lists what holds would show for the given units and what they
+// reference.
+func closure(units ...any) []string {
+	var out []string
+	add := func(c *repository.Content) {
+		if c.Name != "" {
+			out = append(out, c.Name+"="+c.Digest.String()[:15])
+		} else {
+			out = append(out, string(c.Type[7:])+":"+c.Digest.String()[:15])
+		}
+	}
+	for _, u := range units {
+		switch u := u.(type) {
+		case fixture:
+			add(u.manifest)
+			for i := range u.blobs {
+				add(&u.blobs[i])
+			}
+		case *repository.Content:
+			add(u)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func wantField(t *testing.T, err error, field string) {
+	t.Helper()
+	var fe *errdef.FieldError
+	if !errors.As(err, &fe) || fe.Field != field {
+		t.Fatalf("err = %v, want a field error about %q", err, field)
+	}
+}
+
+func TestActionsAreRecursive(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, d *bun.DB) {
+		ctx := context.Background()
+		s := newStore(t, d)
+		src, _ := s.CreateRepository(ctx, "src", "")
+		dst, _ := s.CreateRepository(ctx, "dst", "")
+		a, b := putImage(t, s, "a"), putImage(t, s, "b")
+		list := putList(t, s, a, b)
+		tagA, _ := s.PutTag(ctx, "a", a.manifest)
+		tagL, _ := s.PutTag(ctx, "l", list)
+		if _, err := s.NewVersion(ctx, src.ID, repository.Change{Add: slices.Concat(a.ids(), b.ids(), []int64{list.ID, tagA.ID, tagL.ID})}); err != nil {
+			t.Fatal(err)
+		}
+
+		// Adding a tag brings the list, its manifests and their blobs.
+		v, err := s.AddContent(ctx, dst.ID, []repository.UnitRef{ref(tagL)})
+		if err != nil || v == nil {
+			t.Fatalf("add tag l: %v, %v", v, err)
+		}
+		if got, want := holds(t, s, dst.ID, v.Number), closure(tagL, list, a, b); !slices.Equal(got, want) {
+			t.Fatalf("after adding tag l: %v, want %v", got, want)
+		}
+
+		// Tagging; the same tag again changes nothing.
+		if v, err = s.TagManifest(ctx, dst.ID, "x", a.manifest.Digest); err != nil || v == nil {
+			t.Fatalf("tag x: %v, %v", v, err)
+		}
+		if v, err := s.TagManifest(ctx, dst.ID, "x", a.manifest.Digest); err != nil || v != nil {
+			t.Fatalf("tag x again: %v, %v; want no version", v, err)
+		}
+		_, err = s.TagManifest(ctx, dst.ID, "y", a.blobs[0].Digest)
+		wantField(t, err, "digest")
+		_, err = s.TagManifest(ctx, dst.ID, "y", digest.FromString("nothing"))
+		wantField(t, err, "digest")
+		_, err = s.TagManifest(ctx, dst.ID, "-bad", a.manifest.Digest)
+		wantField(t, err, "tag")
+
+		// Untag takes only the tag.
+		before := latestOf(t, s, dst.ID)
+		if v, err = s.Untag(ctx, dst.ID, "x"); err != nil || v == nil {
+			t.Fatalf("untag x: %v, %v", v, err)
+		}
+		if got, want := holds(t, s, dst.ID, v.Number), closure(tagL, list, a, b); !slices.Equal(got, want) {
+			t.Fatalf("after untag: %v, want %v", got, want)
+		}
+		_, err = s.Untag(ctx, dst.ID, "x")
+		wantField(t, err, "tag")
+
+		// A manifest a staying list names cannot go; nothing changes.
+		before = latestOf(t, s, dst.ID)
+		_, err = s.RemoveContent(ctx, dst.ID, []repository.UnitRef{ref(a.manifest)})
+		wantField(t, err, "content_units")
+		_, err = s.RemoveContent(ctx, dst.ID, []repository.UnitRef{ref(&a.blobs[1])})
+		wantField(t, err, "content_units")
+		if latestOf(t, s, dst.ID) != before {
+			t.Fatal("a refused removal made a version")
+		}
+
+		// Removing the tag takes what only it held.
+		if v, err = s.RemoveContent(ctx, dst.ID, []repository.UnitRef{ref(tagL)}); err != nil || v == nil {
+			t.Fatalf("remove tag l: %v, %v", v, err)
+		}
+		if got := holds(t, s, dst.ID, v.Number); len(got) != 0 {
+			t.Fatalf("after removing tag l: %v, want nothing", got)
+		}
+
+		// Copies from the source's latest version, by tag and by digest.
+		if v, err = s.CopyTags(ctx, dst.ID, repository.Source{RepositoryID: src.ID}, []string{"a"}); err != nil || v == nil {
+			t.Fatalf("copy tag a: %v, %v", v, err)
+		}
+		if got, want := holds(t, s, dst.ID, v.Number), closure(tagA, a); !slices.Equal(got, want) {
+			t.Fatalf("after copying tag a: %v, want %v", got, want)
+		}
+		_, err = s.CopyTags(ctx, dst.ID, repository.Source{RepositoryID: src.ID}, []string{"a", "nope"})
+		wantField(t, err, "names")
+		zero := 0
+		_, err = s.CopyTags(ctx, dst.ID, repository.Source{RepositoryID: src.ID, Version: &zero}, []string{"a"})
+		wantField(t, err, "names")
+		nine := 9
+		_, err = s.CopyTags(ctx, dst.ID, repository.Source{RepositoryID: src.ID, Version: &nine}, nil)
+		wantField(t, err, "source_repository_version")
+		if v, err = s.CopyManifests(ctx, dst.ID, repository.Source{RepositoryID: src.ID}, []digest.Digest{list.Digest}, nil); err != nil || v == nil {
+			t.Fatalf("copy list: %v, %v", v, err)
+		}
+		if got, want := holds(t, s, dst.ID, v.Number), closure(tagA, list, a, b); !slices.Equal(got, want) {
+			t.Fatalf("after copying the list: %v, want %v", got, want)
+		}
+		_, err = s.CopyManifests(ctx, dst.ID, repository.Source{RepositoryID: src.ID}, []digest.Digest{list.Digest}, []string{content.MediaTypeDockerManifest})
+		wantField(t, err, "digests")
+
+		// Removing the list takes b, which only it named; a stays for tag a.
+		if v, err = s.RemoveContent(ctx, dst.ID, []repository.UnitRef{ref(list)}); err != nil || v == nil {
+			t.Fatalf("remove list: %v, %v", v, err)
+		}
+		if got, want := holds(t, s, dst.ID, v.Number), closure(tagA, a); !slices.Equal(got, want) {
+			t.Fatalf("after removing the list: %v, want %v", got, want)
+		}
+
+		// Removing a manifest removes the tags naming it.
+		if v, err = s.RemoveContent(ctx, dst.ID, []repository.UnitRef{ref(a.manifest)}); err != nil || v == nil {
+			t.Fatalf("remove a: %v, %v", v, err)
+		}
+		if got := holds(t, s, dst.ID, v.Number); len(got) != 0 {
+			t.Fatalf("after removing manifest a: %v, want nothing", got)
+		}
+
+		// Modify from version 1 (tag l and all it holds): drop the list,
+		// add b by itself.
+		one := 1
+		v, err = s.Modify(ctx, dst.ID, []repository.UnitRef{ref(b.manifest)}, []repository.UnitRef{ref(tagL)}, &one)
+		if err != nil || v == nil {
+			t.Fatalf("modify: %v, %v", v, err)
+		}
+		if got, want := holds(t, s, dst.ID, v.Number), closure(b); !slices.Equal(got, want) {
+			t.Fatalf("after modify: %v, want %v", got, want)
+		}
+		if v.BaseVersion == nil || *v.BaseVersion != 1 {
+			t.Errorf("modify's version has base %v, want 1", v.BaseVersion)
+		}
+		ninety := 90
+		_, err = s.Modify(ctx, dst.ID, nil, nil, &ninety)
+		wantField(t, err, "base_version")
+
+		// Bad names: unknown, wrong type, "*" with others.
+		_, err = s.AddContent(ctx, dst.ID, []repository.UnitRef{{ID: "6a1f7c0e-0000-4000-8000-000000000000"}})
+		wantField(t, err, "content_units")
+		_, err = s.AddContent(ctx, dst.ID, []repository.UnitRef{{Type: content.TypeManifest, ID: a.blobs[0].UUID}})
+		wantField(t, err, "content_units")
+		_, err = s.RemoveContent(ctx, dst.ID, []repository.UnitRef{{ID: repository.AllUnits}, ref(b.manifest)})
+		wantField(t, err, "content_units")
+
+		// Everything.
+		if v, err = s.RemoveContent(ctx, dst.ID, []repository.UnitRef{{ID: repository.AllUnits}}); err != nil || v == nil {
+			t.Fatalf(`remove "*": %v, %v`, v, err)
+		}
+		if got := holds(t, s, dst.ID, v.Number); len(got) != 0 {
+			t.Fatalf(`after remove "*": %v`, got)
+		}
+		if v, err := s.RemoveContent(ctx, dst.ID, []repository.UnitRef{{ID: repository.AllUnits}}); err != nil || v != nil {
+			t.Fatalf(`remove "*" of nothing: %v, %v; want no version`, v, err)
+		}
+	})
+}
+
+// TestRemoveKeepsShared: a blob two manifests use stays while one of
+// them does, and a tag moved by copy_tags replaces the old one.
+func TestRemoveKeepsShared(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, d *bun.DB) {
+		ctx := context.Background()
+		s := newStore(t, d)
+		r, _ := s.CreateRepository(ctx, "r", "")
+		a := putImage(t, s, "a")
+		// c shares a's config and first layer.
+		cfg, l1 := a.blobs[0], a.blobs[1]
+		own := blob("c-own")
+		raw := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"digest":%q,"size":%d},"layers":[{"mediaType":%q,"digest":%q,"size":%d},{"mediaType":%q,"digest":%q,"size":%d}]}`,
+			content.MediaTypeOCIManifest, cfg.MediaType, cfg.Digest, cfg.Size, l1.MediaType, l1.Digest, l1.Size, own.MediaType, own.Digest, own.Size)
+		doc, err := content.Parse(content.MediaTypeOCIManifest, []byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm, _ := s.PutDocument(ctx, doc)
+		ownUnit, _ := s.PutBlobs(ctx, []content.Blob{own})
+		c := fixture{manifest: cm, blobs: []repository.Content{cfg, l1, ownUnit[0]}}
+		if _, err := s.AddContent(ctx, r.ID, []repository.UnitRef{ref(a.manifest), ref(c.manifest)}); err != nil {
+			t.Fatal(err)
+		}
+		v, err := s.RemoveContent(ctx, r.ID, []repository.UnitRef{ref(a.manifest)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := holds(t, s, r.ID, v.Number), closure(c); !slices.Equal(got, want) {
+			t.Fatalf("after removing a: %v, want %v (c's blobs, shared ones included)", got, want)
+		}
+	})
+}
