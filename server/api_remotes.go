@@ -26,6 +26,7 @@ type remoteJSON struct {
 	SSLClientCertificate *string  `json:"ssl_client_certificate"`
 	SSLValidation        bool     `json:"ssl_validation"`
 	ProxyURL             *string  `json:"proxy_url"`
+	Policy               string   `json:"policy"`
 }
 
 func nullable(s string) *string {
@@ -58,6 +59,7 @@ func remoteView(r *remote.Remote) remoteJSON {
 		SSLClientCertificate: nullable(r.SSLClientCertificate),
 		SSLValidation:        r.SSLValidation(),
 		ProxyURL:             nullable(r.ProxyURL),
+		Policy:               string(r.Policy),
 	}
 }
 
@@ -104,6 +106,9 @@ func readRemote(r *http.Request, rm *remote.Remote) error {
 	}
 	if v := b.boolean("ssl_validation"); v != nil {
 		rm.InsecureSkipVerify = !*v
+	}
+	if v := b.str("policy", false, false); v != nil {
+		rm.Policy = remote.Policy(*v)
 	}
 	return b.done()
 }

@@ -59,6 +59,7 @@ type config struct {
 	deadAfter   time.Duration
 	uploadAfter time.Duration
 	maxBlob     int64
+	tokenKey    string
 	logLevel    string
 	resetAdmin  bool
 	metrics     bool
@@ -97,6 +98,7 @@ func parseFlags() (config, error) {
 	fs.StringVar(&workers, "workers", workers, "task workers in this process; 0 turns them off (env MOORING_WORKERS)")
 	heartbeat := envDefault("task-heartbeat", "5s")
 	fs.StringVar(&heartbeat, "task-heartbeat", heartbeat, "how often task workers prove they are alive; the same in every process (env MOORING_TASK_HEARTBEAT)")
+	fs.StringVar(&c.tokenKey, "token-key-file", envDefault("token-key-file", ""), "PEM file with the ECDSA P-256 key registry tokens are signed with; default: a key generated once and kept in the database, shared by every process (env MOORING_TOKEN_KEY_FILE)")
 	maxBlob := envDefault("max-blob-size", "0")
 	fs.StringVar(&maxBlob, "max-blob-size", maxBlob, "largest blob a push may store, in bytes (suffixes K, M, G, T: powers of 1024); 0 is no limit, the default (env MOORING_MAX_BLOB_SIZE)")
 	uploadAfter := envDefault("upload-timeout", "1h")
@@ -176,7 +178,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	m, err := mooring.Open(ctx, c.database, c.storage, mooring.Options{Logger: log, UploadTimeout: c.uploadAfter, MaxBlobSize: c.maxBlob, WorkerTimeout: c.deadAfter})
+	m, err := mooring.Open(ctx, c.database, c.storage, mooring.Options{Logger: log, UploadTimeout: c.uploadAfter, MaxBlobSize: c.maxBlob, WorkerTimeout: c.deadAfter, TokenKeyFile: c.tokenKey})
 	if err != nil {
 		return err
 	}
