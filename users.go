@@ -54,6 +54,9 @@ type Users struct {
 	// Limiter rate-limits failed logins; NewUsers sets
 	// DefaultLoginLimiter().
 	Limiter *LoginLimiter
+	// Tarpit is the longest a login refused by Limiter is held before it is
+	// answered; NewUsers sets a second.
+	Tarpit time.Duration
 
 	mu sync.Mutex
 	ok map[[32]byte]time.Time // recently verified credentials, hashed
@@ -61,7 +64,7 @@ type Users struct {
 
 // NewUsers returns the Users of db (migrated with Migrate).
 func NewUsers(db bun.IDB) *Users {
-	return &Users{db: db, ok: map[[32]byte]time.Time{}, Limiter: DefaultLoginLimiter()}
+	return &Users{db: db, ok: map[[32]byte]time.Time{}, Limiter: DefaultLoginLimiter(), Tarpit: time.Second}
 }
 
 // MaxPasswordLength is the longest password accepted, in bytes: bcrypt
@@ -142,15 +145,15 @@ const authCacheTTL = time.Minute
 // Authenticate checks a username and password presented from client (an
 // address, or "" when unknown); a wrong pair is ErrBadCredentials
 // (errdef.ErrUnauthenticated). Failed logins are rate-limited per client
-// and per user (Limiter): past the limit the answer is at once an error
-// wrapping errdef.ErrTooManyRequests with an *errdef.RetryAfter, without
-// a database read or a bcrypt check. Credentials verified in the last
+// and per user (Limiter): past the limit the answer is an error wrapping
+// errdef.ErrTooManyRequests with an *errdef.RetryAfter, without a
+// database read or a bcrypt check, after a pause of up to a second. Credentials verified in the last
 // minute are accepted without running bcrypt again (tens of milliseconds
 // by design), so that a client costs one check a minute.
 func (u *Users) Authenticate(ctx context.Context, client, username, password string) error {
 	clientKey, userKey := "client "+client, "user "+username
 	if err := u.Limiter.Check(clientKey); err != nil {
-		return err
+		return tarpit(ctx, u.Tarpit, err)
 	}
 	if checkPassword(password) != nil || !utf8.ValidString(username) || strings.ContainsRune(username, 0) {
 		u.Limiter.Failed(clientKey, userKey)
@@ -177,7 +180,7 @@ func (u *Users) Authenticate(ctx context.Context, client, username, password str
 		return nil
 	}
 	if err := u.Limiter.Check(userKey); err != nil {
-		return err
+		return tarpit(ctx, u.Tarpit, err)
 	}
 	if bcrypt.CompareHashAndPassword([]byte(rec.PasswordHash), []byte(password)) != nil {
 		u.Limiter.Failed(clientKey, userKey)
@@ -190,6 +193,24 @@ func (u *Users) Authenticate(ctx context.Context, client, username, password str
 	u.ok[key] = now.Add(authCacheTTL)
 	u.mu.Unlock()
 	return nil
+}
+
+// tarpit holds a refused login for up to wait (its Retry-After, at most)
+// before returning err: a flood of guesses then runs at the pace of
+// its connections, one request a second each, instead of at the pace the
+// server can answer 429s, which would starve everybody else of CPU.
+func tarpit(ctx context.Context, wait time.Duration, err error) error {
+	var ra *errdef.RetryAfter
+	if errors.As(err, &ra) {
+		wait = min(wait, ra.After)
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return err
 }
 
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("mooring"), bcrypt.DefaultCost)

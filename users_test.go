@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -19,6 +20,7 @@ func newUsers(t *testing.T, db *bun.DB) *mooring.Users {
 		t.Fatal(err)
 	}
 	u := mooring.NewUsers(db)
+	u.Tarpit = time.Millisecond
 	if err := u.SetPassword(context.Background(), "alice", "alice-password"); err != nil {
 		t.Fatal(err)
 	}

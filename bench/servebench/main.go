@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -90,12 +91,15 @@ func main() {
 
 	fmt.Printf("wrk -t%d -c%d -d%s on one machine (%d CPUs); image: one layer of %d MiB\n", *threads, *conns, *duration, bench.NumCPU(), *layerMiB)
 	type result struct{ rps, mbps float64 }
-	run := func(name, url string, accept string) result {
+	run := func(name, url string, accept string, headers ...string) result {
 		// A 64 MiB GET shared 32 ways takes seconds: past wrk's default 2s
 		// timeout it would count as an error instead of a transfer.
 		args := []string{fmt.Sprintf("-t%d", *threads), fmt.Sprintf("-c%d", *conns), "-d" + duration.String(), "--latency", "--timeout", "60s"}
 		if accept != "" {
 			args = append(args, "-H", "Accept: "+accept)
+		}
+		for _, h := range headers {
+			args = append(args, "-H", h)
 		}
 		out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
 		if err != nil {
@@ -119,10 +123,15 @@ func main() {
 	const accept = "application/vnd.docker.distribution.manifest.v2+json"
 	regManifest := run("docker-registry manifest GET", "http://"+reg.Host+"/v2/bench/app/manifests/latest", accept)
 	mooManifest := run("Mooring manifest GET", "http://"+contentAddr+"/v2/bench/app/manifests/latest", accept)
+	token := pullToken(contentAddr, password)
+	mooBearer := run("Mooring manifest GET, Bearer token", "http://"+contentAddr+"/v2/bench/app/manifests/latest", accept, "Authorization: Bearer "+token)
+	mooBasic := run("Mooring manifest GET, Basic credentials", "http://"+contentAddr+"/v2/bench/app/manifests/latest", accept,
+		"Authorization: Basic "+base64.StdEncoding.EncodeToString([]byte("admin:"+password)))
 	regBlob := run(fmt.Sprintf("docker-registry %d MiB blob GET", *layerMiB), "http://"+reg.Host+"/v2/bench/app/blobs/"+layer, "")
 	mooBlob := run(fmt.Sprintf("Mooring %d MiB blob GET", *layerMiB), "http://"+contentAddr+"/v2/bench/app/blobs/"+layer, "")
 	fmt.Printf("manifest GET: Mooring/docker-registry = %.2fx requests/s (target >= 2x)\n", mooManifest.rps/regManifest.rps)
 	fmt.Printf("blob GET:     Mooring/docker-registry = %.2fx throughput (target >= 1.0x)\n", mooBlob.mbps/regBlob.mbps)
+	fmt.Printf("manifest GET: Bearer token/anonymous = %.2fx, Basic/anonymous = %.2fx requests/s (target >= 0.9x)\n", mooBearer.rps/mooManifest.rps, mooBasic.rps/mooManifest.rps)
 }
 
 // parse reads a wrk figure; with unit 0 it is a transfer rate, converted
@@ -159,4 +168,23 @@ func layerDigest(ctx context.Context, host string, desc ocispec.Descriptor) stri
 		log.Fatalf("read manifest: %v", err)
 	}
 	return m.Layers[0].Digest.String()
+}
+
+// pullToken asks Mooring's token endpoint for a pull token of bench/app,
+// as admin.
+func pullToken(addr, password string) string {
+	req, _ := http.NewRequest("GET", "http://"+addr+"/token/?service=mooring&scope=repository:bench/app:pull", nil)
+	req.SetBasicAuth("admin", password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Token == "" {
+		log.Fatalf("token endpoint: %s %v", resp.Status, err)
+	}
+	return body.Token
 }

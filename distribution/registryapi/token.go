@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -87,6 +88,12 @@ type Tokens struct {
 	issuer  string
 	service string
 	ttl     time.Duration
+
+	// verified remembers tokens whose signature checked out, so that a
+	// client pulling with one token pays for one ECDSA verification, not
+	// one per request; an entry is trusted until the token expires.
+	mu       sync.Mutex
+	verified map[[32]byte]*Claims
 }
 
 // DefaultTokenTTL is how long an issued token is valid.
@@ -103,7 +110,7 @@ func NewTokens(key crypto.Signer, issuer, service string, ttl time.Duration) (*T
 	if ttl <= 0 {
 		ttl = DefaultTokenTTL
 	}
-	return &Tokens{key: ec, kid: keyID(&ec.PublicKey), issuer: issuer, service: service, ttl: ttl}, nil
+	return &Tokens{key: ec, kid: keyID(&ec.PublicKey), issuer: issuer, service: service, ttl: ttl, verified: map[[32]byte]*Claims{}}, nil
 }
 
 // keyID is the libtrust-style key id of a public key, which CNCF
@@ -162,6 +169,30 @@ var errBadToken = errdef.New(errdef.ErrUnauthorized, "invalid or expired token")
 // or any other algorithm is refused), issuer, audience and validity window,
 // and returns its claims. Any failure is errdef.ErrUnauthenticated.
 func (t *Tokens) Verify(raw string) (*Claims, error) {
+	sum := sha256.Sum256([]byte(raw))
+	now := time.Now()
+	t.mu.Lock()
+	c, ok := t.verified[sum]
+	t.mu.Unlock()
+	if ok && now.Before(c.ExpiresAt.Time) && !now.Before(c.NotBefore.Time.Add(-5*time.Second)) {
+		return c, nil
+	}
+	c, err := t.verify(raw)
+	if err != nil {
+		return nil, err
+	}
+	if c.NotBefore != nil {
+		t.mu.Lock()
+		if len(t.verified) >= 10000 {
+			clear(t.verified)
+		}
+		t.verified[sum] = c
+		t.mu.Unlock()
+	}
+	return c, nil
+}
+
+func (t *Tokens) verify(raw string) (*Claims, error) {
 	claims := &Claims{}
 	_, err := jwt.ParseWithClaims(raw, claims, func(tok *jwt.Token) (any, error) {
 		return &t.key.PublicKey, nil
