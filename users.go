@@ -42,6 +42,8 @@ type user struct {
 
 	Username     string    `bun:"username,pk"`
 	PasswordHash string    `bun:"password_hash"`
+	Admin        bool      `bun:"is_admin"`
+	Disabled     bool      `bun:"disabled"`
 	CreatedAt    time.Time `bun:"created_at"`
 	UpdatedAt    time.Time `bun:"updated_at"`
 }
@@ -71,6 +73,21 @@ func NewUsers(db bun.IDB) *Users {
 // ignores what follows, so a longer one would be only partly checked.
 const MaxPasswordLength = 72
 
+// checkUsername refuses a name that is empty, too long, or not text a
+// database can hold.
+func checkUsername(username string) error {
+	if username == "" || len(username) > 150 || !utf8.ValidString(username) || strings.ContainsRune(username, 0) {
+		return errdef.Field("username", "1 to 150 bytes of UTF-8 text without NUL characters")
+	}
+	return nil
+}
+
+// hashPassword is the stored form of a password.
+func hashPassword(password string) (string, error) {
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	return string(hash), err
+}
+
 // checkPassword refuses a password bcrypt could not check whole.
 func checkPassword(password string) error {
 	switch {
@@ -84,20 +101,22 @@ func checkPassword(password string) error {
 
 // SetPassword sets (creating the user if needed) the password of username.
 func (u *Users) SetPassword(ctx context.Context, username, password string) error {
-	if username == "" || !utf8.ValidString(username) || strings.ContainsRune(username, 0) {
-		return errdef.New(errdef.ErrInvalid, "the username is empty or not valid UTF-8 text")
+	if err := checkUsername(username); err != nil {
+		return err
 	}
 	if err := checkPassword(password); err != nil {
 		return err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	hash, err := hashPassword(password)
 	if err != nil {
 		return err
 	}
 	now := time.Now().UTC()
-	_, err = u.db.NewInsert().Model(&user{Username: username, PasswordHash: string(hash), CreatedAt: now, UpdatedAt: now}).
+	// The user named AdminUser is created an administrator.
+	_, err = u.db.NewInsert().Model(&user{Username: username, PasswordHash: hash, Admin: username == AdminUser, CreatedAt: now, UpdatedAt: now}).
 		On("CONFLICT (username) DO UPDATE").Set("password_hash = EXCLUDED.password_hash, updated_at = EXCLUDED.updated_at").
 		Exec(ctx)
+	u.forget()
 	return err
 }
 
@@ -123,7 +142,7 @@ func (u *Users) EnsureAdmin(ctx context.Context, password string) (generated str
 		return "", err
 	}
 	now := time.Now().UTC()
-	res, err := u.db.NewInsert().Model(&user{Username: AdminUser, PasswordHash: string(hash), CreatedAt: now, UpdatedAt: now}).
+	res, err := u.db.NewInsert().Model(&user{Username: AdminUser, PasswordHash: string(hash), Admin: true, CreatedAt: now, UpdatedAt: now}).
 		On("CONFLICT (username) DO NOTHING").Exec(ctx)
 	if err != nil {
 		return "", err
@@ -169,6 +188,10 @@ func (u *Users) Authenticate(ctx context.Context, client, username, password str
 	}
 	if err != nil {
 		return fmt.Errorf("read user: %w", err)
+	}
+	if rec.Disabled {
+		u.Limiter.Failed(clientKey, userKey)
+		return ErrBadCredentials
 	}
 	// The key includes the stored hash, so a reset password invalidates it.
 	key := sha256.Sum256([]byte(username + "\x00" + password + "\x00" + rec.PasswordHash))

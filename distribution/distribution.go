@@ -72,6 +72,9 @@ type Distribution struct {
 	// through. Create keeps them; Update does not change them.
 	PullThroughID *string `bun:"pull_through_id"`
 	RemoteID      *string `bun:"remote_id"`
+	// Private distributions are pulled only by users with a role that lets
+	// them (consumer or better); public ones by anybody. Default false.
+	Private bool `bun:"private"`
 	// CreatedAt is set by Create.
 	CreatedAt time.Time `bun:"created_at"`
 }
@@ -196,7 +199,7 @@ func (s *Store) Update(ctx context.Context, d *Distribution) error {
 		if err := tx.check(ctx, d); err != nil {
 			return err
 		}
-		_, err = tx.db.NewUpdate().Model(d).Column("name", "base_path", "repository_id", "repository_version_id").
+		_, err = tx.db.NewUpdate().Model(d).Column("name", "base_path", "repository_id", "repository_version_id", "private").
 			WherePK().Exec(ctx)
 		return tx.writeErr(err, d)
 	})
