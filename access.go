@@ -125,5 +125,5 @@ func (m *Mooring) TokenAuth(ctx context.Context, policy registryapi.Policy) (*re
 	if policy == nil {
 		policy = OpenPolicy{}
 	}
-	return &registryapi.TokenAuth{Tokens: tokens, Policy: policy, Login: m.Users.Authenticate}, nil
+	return &registryapi.TokenAuth{Tokens: tokens, Policy: policy, Login: m.Users.Authenticate, Admin: m.Users.IsAdmin}, nil
 }

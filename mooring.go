@@ -254,7 +254,8 @@ func New(ctx context.Context, db *bun.DB, blobs storage.Driver, opts Options) (*
 		}
 	}
 	m.Registry = distribution.NewRegistry(m.Distributions, m.Repositories, blobs, ropts)
-	pushes = push.NewService(db, blobs, m.Registry, push.Options{UploadTimeout: opts.UploadTimeout, Logger: log, MaxBlobSize: opts.MaxBlobSize})
+	pushes = push.NewService(db, blobs, m.Registry, push.Options{UploadTimeout: opts.UploadTimeout, Logger: log, MaxBlobSize: opts.MaxBlobSize,
+		Created: m.ownFirstPush})
 	m.Push = pushes
 	return m, nil
 }
@@ -297,7 +298,9 @@ func (m *Mooring) RegistryHandler(opts registryapi.Options) http.Handler {
 // NewRunner returns a task Runner on the database with the sync task
 // (remote.SyncTask) registered, which also dispatches sync schedules
 // (remote.Schedule) every second, and the OCI layout tasks
-// (ocilayout.ExportTask, ocilayout.ImportTask): enqueue syncs with remote.EnqueueSync and
+// (ocilayout.ExportTask, ocilayout.ImportTask), and the content lifecycle's
+// tasks (EnqueueAction, EnqueueDeleteRepository, EnqueueDeleteVersion,
+// EnqueueOrphanCleanup): enqueue syncs with remote.EnqueueSync and
 // call Run. created names a version a sync made, as recorded on the task
 // (the REST API records its href); nil records the version's id.
 func (m *Mooring) NewRunner(opts task.Options, created func(*repository.Version) string) *task.Runner {
@@ -326,6 +329,8 @@ func (m *Mooring) NewRunner(opts task.Options, created func(*repository.Version)
 		m.Registry.ForgetRepository(context.Background(), v.RepositoryID)
 		return created(v)
 	}))
+	// Repository actions, deletes and orphan cleanup (lifecycle.go).
+	m.registerLifecycle(r, created)
 	// Every process running tasks dispatches sync schedules; each period
 	// is dispatched by one of them (remote.Store.DispatchSchedules).
 	r.Every("sync schedules", time.Second, func(ctx context.Context) error {

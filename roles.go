@@ -14,6 +14,7 @@ import (
 	"github.com/mooring-dev/mooring/distribution"
 	"github.com/mooring-dev/mooring/distribution/registryapi"
 	mooringdb "github.com/mooring-dev/mooring/internal/db"
+	"github.com/mooring-dev/mooring/repository"
 )
 
 // Kinds of object a role is held on.
@@ -311,4 +312,21 @@ func (p RolePolicy) Allowed(ctx context.Context, user string, s registryapi.Scop
 		}
 	}
 	return allowed, nil
+}
+
+// ownFirstPush gives the pusher of a new name the owner role on the
+// repository and the distribution the push created.
+func (m *Mooring) ownFirstPush(ctx context.Context, pusher string, repo *repository.Repository, dist *distribution.Distribution) error {
+	if pusher == "" {
+		return nil
+	}
+	if err := m.Users.AddRole(ctx, Role{Username: pusher, Role: RoleOwner, Kind: KindRepository, Object: repo.ID}); err != nil {
+		return err
+	}
+	return m.Users.AddRole(ctx, Role{Username: pusher, Role: RoleOwner, Kind: KindDistribution, Object: dist.ID})
+}
+
+// Policy returns the registry policy of this Mooring's roles.
+func (m *Mooring) Policy() registryapi.Policy {
+	return RolePolicy{Users: m.Users, Distributions: m.Distributions}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/mooring-dev/mooring/content/errdef"
@@ -25,6 +26,9 @@ var (
 func restStatus(err error) (int, string) {
 	if errors.Is(err, context.Canceled) {
 		return 499, "Client closed the request."
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return http.StatusRequestTimeout, "The request body arrived too slowly."
 	}
 	status := errdef.Status(err)
 	switch status {

@@ -45,6 +45,10 @@ type Options struct {
 	// DisableMetrics turns off /metrics and the per-request metrics of
 	// both services (mooring.Metrics.ObserveRequest).
 	DisableMetrics bool
+	// LayoutPaths are the directories of the server's machine inside which
+	// OCI layouts may be exported and imported through the REST API; none
+	// (the default) refuses every export and import.
+	LayoutPaths []string
 }
 
 // Server wraps an opened Mooring in the two HTTP services.

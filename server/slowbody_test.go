@@ -66,7 +66,7 @@ func TestTricklingBodiesAreCut(t *testing.T) {
 			case line := <-answered:
 				return time.Since(start), line
 			case <-tick.C:
-				if time.Since(start) > 6*time.Second {
+				if time.Since(start) > 8*time.Second {
 					return time.Since(start), "still open"
 				}
 				conn.Write([]byte("{"))
@@ -82,8 +82,8 @@ func TestTricklingBodiesAreCut(t *testing.T) {
 				base, path, method = reg.URL, "/v2/app/blobs/uploads/?digest=sha256:"+strings.Repeat("a", 64), "POST"
 			}
 			took, line := trickle(base, method, path, creds)
-			if took > 3*time.Second {
-				t.Errorf("client %d trickling to %s: %s after %v; want cut off within a few 300 ms windows", i, path, line, took)
+			if took > 5*time.Second || !strings.Contains(line, "408") && line != "" {
+				t.Errorf("client %d trickling to %s: %s after %v; want 408 or a closed connection within a few 300 ms windows", i, path, line, took)
 			}
 		})
 	}

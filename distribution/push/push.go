@@ -69,6 +69,25 @@ type Options struct {
 	// bytes; a larger one is refused while it streams, with
 	// errdef.ErrBlobTooLarge (413 SIZE_INVALID). Default: no limit.
 	MaxBlobSize int64
+	// Created, when set, is called after a first push created a push
+	// repository and its distribution, with the pusher named by the
+	// context (WithPusher); the front door gives the pusher the owner
+	// role on them. Its error is logged, not returned: the push went in.
+	Created func(ctx context.Context, pusher string, repo *repository.Repository, dist *distribution.Distribution) error
+}
+
+type pusherKey struct{}
+
+// WithPusher returns ctx naming user as the one who pushes, for
+// Options.Created.
+func WithPusher(ctx context.Context, user string) context.Context {
+	return context.WithValue(ctx, pusherKey{}, user)
+}
+
+// Pusher returns the user WithPusher named, or "".
+func Pusher(ctx context.Context) string {
+	u, _ := ctx.Value(pusherKey{}).(string)
+	return u
 }
 
 // Service pushes into the push repositories of one database and blob
@@ -157,9 +176,15 @@ func (s *Service) Target(ctx context.Context, name string, create bool) (*reposi
 		} else if !ok {
 			return nil, errdef.New(errdef.ErrRegistryDenied, "repository %q exists and was not created by a push", name)
 		}
-		err = s.dists.Create(ctx, &distribution.Distribution{Name: name, BasePath: name, RepositoryID: &repo.ID})
+		dist := &distribution.Distribution{Name: name, BasePath: name, RepositoryID: &repo.ID}
+		err = s.dists.Create(ctx, dist)
 		if err == nil {
 			s.registry.Forget(name)
+			if s.opts.Created != nil {
+				if err := s.opts.Created(ctx, Pusher(ctx), repo, dist); err != nil {
+					s.opts.Logger.Warn("after a first push", "name", name, "err", err)
+				}
+			}
 			return repo, nil
 		}
 		var fe *errdef.FieldError

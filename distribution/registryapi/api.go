@@ -143,6 +143,40 @@ func (h *handler) authorize(r *http.Request, a Access) error {
 	return h.opts.Auth.Authenticate(r, a)
 }
 
+// identity is who a request is from, as its Authenticator found.
+type identity struct{ user string }
+
+type identityKey struct{}
+
+// SetUser records, for an Authenticator, who request r is from; the
+// registry then knows its pusher (push.WithPusher) and what it may see in
+// the catalog.
+func SetUser(r *http.Request, user string) {
+	if id, ok := r.Context().Value(identityKey{}).(*identity); ok {
+		id.user = user
+	}
+}
+
+// User returns whom the Authenticator said the request of ctx is from,
+// "" for anonymous.
+func User(ctx context.Context) string {
+	if id, ok := ctx.Value(identityKey{}).(*identity); ok {
+		return id.user
+	}
+	return ""
+}
+
+// CatalogFilter is an Authenticator that can say which repository names
+// a request may see in the catalog.
+type CatalogFilter interface {
+	Visible(r *http.Request, names []string) ([]string, error)
+}
+
+// pushContext is r's context naming its user as the pusher.
+func pushContext(r *http.Request) context.Context {
+	return push.WithPusher(r.Context(), User(r.Context()))
+}
+
 // handlerFunc is what every route runs: parse, one call, encode; the
 // error is rendered by serve.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
@@ -152,6 +186,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 func (h *handler) serve(name string, f handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, &identity{}))
 		if h.opts.MinBodyRate > 0 && r.ContentLength != 0 && (r.Method == http.MethodPut || r.Method == http.MethodPatch || r.Method == http.MethodPost) {
 			defer GuardBody(w, r, h.opts.MinBodyRate, h.opts.BodyWindow)()
 		}
@@ -168,7 +203,13 @@ func (h *handler) serve(name string, f handlerFunc) http.Handler {
 // renderError answers err with its registry code and status (errdef.Code);
 // the text of a 5xx is logged, not shown.
 func (h *handler) renderError(w http.ResponseWriter, r *http.Request, route string, err error) {
-	if errors.Is(err, context.Canceled) || errors.Is(err, os.ErrDeadlineExceeded) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = errdef.New(errdef.ErrInvalid, "the request body arrived too slowly")
+		w.Header().Set("Connection", "close")
+		writeJSON(w, http.StatusRequestTimeout, map[string]any{"errors": []map[string]any{{"code": "UNKNOWN", "message": err.Error(), "detail": nil}}})
+		return
+	}
+	if errors.Is(err, context.Canceled) {
 		return // the client has gone, or was too slow to wait for
 	}
 	var mbe *http.MaxBytesError

@@ -21,7 +21,7 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p, err := h.push.PutManifest(r.Context(), name, push.Manifest{
+	p, err := h.push.PutManifest(pushContext(r), name, push.Manifest{
 		MediaType: r.Header.Get("Content-Type"), Raw: raw, Reference: ref, Tags: r.URL.Query()["tag"]})
 	if err != nil {
 		return err

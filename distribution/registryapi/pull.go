@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -71,6 +73,11 @@ func (h *handler) getCatalog(w http.ResponseWriter, r *http.Request) error {
 	if n > 0 {
 		if paths, err = h.registry.Catalog(r.Context(), n, last); err != nil {
 			return err
+		}
+		if f, ok := h.opts.Auth.(CatalogFilter); ok {
+			if paths, err = f.Visible(r, paths); err != nil {
+				return err
+			}
 		}
 	}
 	setNextLink(w, r, paths, n)
@@ -248,7 +255,20 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	// Bytes arriving from the upstream go out as they come.
-	http.ServeContent(flushWriter{w, http.NewResponseController(w)}, r, "", time.Time{}, b.ReadSeekCloser)
+	fw := flushWriter{w, http.NewResponseController(w)}
+	if r.Method == http.MethodGet && !conditional(r) {
+		// The whole blob, the common case: in large writes.
+		hd.Set("Content-Length", strconv.FormatInt(b.Size, 10))
+		w.WriteHeader(http.StatusOK)
+		buf := copyBuffers.Get().(*[]byte)
+		_, err := io.CopyBuffer(fw, b, *buf)
+		copyBuffers.Put(buf)
+		if err != nil || b.Err() != nil {
+			panic(http.ErrAbortHandler) // see below
+		}
+		return nil
+	}
+	http.ServeContent(fw, r, "", time.Time{}, b.ReadSeekCloser)
 	if b.Err() != nil {
 		// The status line is sent: only a broken connection tells the
 		// client that what it got is not the blob.
@@ -256,6 +276,21 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 	}
 	return nil
 }
+
+// conditional reports whether a request asks for part of a blob or sets
+// a condition, which http.ServeContent answers.
+func conditional(r *http.Request) bool {
+	for _, h := range []string{"Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		if r.Header.Get(h) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// copyBuffers are the buffers on-demand blobs are sent through: large, so
+// that a blob goes out in few writes.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // flushWriter flushes every write, so that a client receives on-demand
 // bytes as they arrive from the upstream.

@@ -44,6 +44,24 @@ type TokenAuth struct {
 	// Realm is the token endpoint's URL. Default: the request's scheme and
 	// host with the path /token/.
 	Realm string
+	// Admin reports whether user may read everything, which a mount
+	// without a source repository needs; nil: nobody may.
+	Admin func(ctx context.Context, user string) (bool, error)
+}
+
+// MayMount implements MountChecker: the user of the request must be
+// allowed to pull from, or be an administrator when from is empty.
+func (ta *TokenAuth) MayMount(r *http.Request, from string) bool {
+	user := User(r.Context())
+	if from == "" {
+		ok, err := false, error(nil)
+		if ta.Admin != nil {
+			ok, err = ta.Admin(r.Context(), user)
+		}
+		return ok && err == nil
+	}
+	allowed, err := ta.Policy.Allowed(r.Context(), user, Scope{Type: "repository", Name: from, Actions: []string{ActionPull}})
+	return err == nil && slices.Contains(allowed, ActionPull)
 }
 
 // challengeError is a 401 carrying the WWW-Authenticate header to send.
@@ -98,7 +116,12 @@ func (ta *TokenAuth) Authenticate(r *http.Request, a Access) error {
 			return ta.challenge(r, a, err, false)
 		}
 		if a.Action == "" || claims.allows(typ, a.Name, action) {
+			SetUser(r, claims.Subject)
 			return nil
+		}
+		if claims.Subject == "" {
+			// An anonymous token: the client had no credentials to give.
+			return ta.challenge(r, a, errdef.New(errdef.ErrUnauthorized, "credentials are needed to %s %s, and none were given (podman login, docker login, or --creds user:password)", a.Action, a.Name), true)
 		}
 		return ta.challenge(r, a, errdef.New(errdef.ErrUnauthorized, "the token does not grant %s", scopeOf(a)), true)
 	}
@@ -106,6 +129,7 @@ func (ta *TokenAuth) Authenticate(r *http.Request, a Access) error {
 	if err != nil {
 		return ta.challenge(r, a, err, false)
 	}
+	SetUser(r, user)
 	if a.Action == "" {
 		if user == "" {
 			return ta.challenge(r, a, errdef.New(errdef.ErrUnauthorized, "authentication required"), false)
@@ -120,7 +144,7 @@ func (ta *TokenAuth) Authenticate(r *http.Request, a Access) error {
 		return nil
 	}
 	if user == "" {
-		return ta.challenge(r, a, errdef.New(errdef.ErrUnauthorized, "authentication required to %s %s", a.Action, a.Name), false)
+		return ta.challenge(r, a, errdef.New(errdef.ErrUnauthorized, "credentials are needed to %s %s, and none were given (podman login, docker login, or --creds user:password)", a.Action, a.Name), false)
 	}
 	return errdef.New(errdef.ErrRegistryDenied, "%s may not %s %s", user, a.Action, a.Name)
 }
@@ -209,4 +233,20 @@ func (ta *TokenAuth) grant(ctx context.Context, user string, s Scope) (Scope, er
 		}
 	}
 	return g, nil
+}
+
+// Visible returns the names of names the request's user may pull
+// (CatalogFilter).
+func (ta *TokenAuth) Visible(r *http.Request, names []string) ([]string, error) {
+	out := names[:0:0]
+	for _, n := range names {
+		allowed, err := ta.Policy.Allowed(r.Context(), User(r.Context()), Scope{Type: "repository", Name: n, Actions: []string{ActionPull}})
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(allowed, ActionPull) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }

@@ -18,11 +18,12 @@ import (
 // startUpload answers POST /v2/<name>/blobs/uploads/: a monolithic upload
 // with ?digest=, a mount with ?mount= (and ?from=), or a new upload session.
 func (h *handler) startUpload(w http.ResponseWriter, r *http.Request) error {
-	ctx, name, q := r.Context(), mux.Vars(r)["name"], r.URL.Query()
+	name, q := mux.Vars(r)["name"], r.URL.Query()
 	if err := h.authorize(r, Access{Name: name, Action: ActionPush}); err != nil {
 		return err
 	}
-	if m := q.Get("mount"); m != "" {
+	ctx := pushContext(r)
+	if m := q.Get("mount"); m != "" && h.mayMountFrom(r, q.Get("from")) {
 		mounted, err := h.push.Mount(ctx, name, digest.Digest(m), q.Get("from"))
 		if err != nil {
 			return err
@@ -231,4 +232,28 @@ func (rr *rangeReader) Read(p []byte) (int, error) {
 		return n, errdef.New(errdef.ErrBlobUploadInvalid, "the chunk is shorter than its Content-Range")
 	}
 	return n, err
+}
+
+// mayMountFrom reports whether a mount may read from base path from (any
+// base path when from is empty): without an Authenticator everything is
+// public; a MountChecker decides for its users; otherwise the request
+// must be allowed to pull from, and a mount without from is not done. A
+// mount not done is an upload session, as the spec says.
+func (h *handler) mayMountFrom(r *http.Request, from string) bool {
+	switch mc, ok := h.opts.Auth.(MountChecker); {
+	case h.opts.Auth == nil:
+		return true
+	case ok:
+		return mc.MayMount(r, from)
+	case from == "":
+		return false
+	}
+	return h.opts.Auth.Authenticate(r, Access{Name: from, Action: ActionPull}) == nil
+}
+
+// MountChecker is an Authenticator that decides cross-repository mounts:
+// whether the request's user may read blobs from base path from, or from
+// anywhere when from is empty.
+type MountChecker interface {
+	MayMount(r *http.Request, from string) bool
 }
