@@ -25,7 +25,6 @@ var layer = map[string]int{
 	"task":             1, // imports only internal/db and content/errdef: remote's sync runs as a task
 	"remote":           2,
 	"distribution":     2,
-	"ocilayout":        2, // OCI image layout export and import, as tasks
 	"internal/regtest": 2,
 	// The front door (package mooring, the module root) composes the SDK
 	// packages; the server wraps it; programs use either.

@@ -3,7 +3,7 @@ package mooring
 import (
 	"context"
 
-	"github.com/mooring-dev/mooring/ocilayout"
+	"github.com/mooring-dev/mooring/remote/ocilayout"
 	"github.com/mooring-dev/mooring/repository"
 )
 

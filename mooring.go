@@ -17,7 +17,7 @@ import (
 	"github.com/mooring-dev/mooring/distribution/push"
 	"github.com/mooring-dev/mooring/distribution/registryapi"
 	mooringdb "github.com/mooring-dev/mooring/internal/db"
-	"github.com/mooring-dev/mooring/ocilayout"
+	"github.com/mooring-dev/mooring/remote/ocilayout"
 	"github.com/mooring-dev/mooring/remote"
 	"github.com/mooring-dev/mooring/repository"
 	"github.com/mooring-dev/mooring/storage"

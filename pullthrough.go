@@ -63,15 +63,6 @@ func (m *Mooring) checkPullThroughRemote(ctx context.Context, id string) error {
 	return nil
 }
 
-// ReclaimSpace gives back, now, the stored bytes of every blob of the
-// repositories repoIDs that their remotes can fetch again, but those the
-// versions keep hold (see repository.Store.ReclaimSpace); the registry
-// then fetches them on demand. As a durable task: remote.EnqueueReclaim,
-// run by NewRunner's runners.
-func (m *Mooring) ReclaimSpace(ctx context.Context, repoIDs []string, keep []repository.VersionRef) (repository.ReclaimResult, error) {
-	return m.Repositories.ReclaimSpace(ctx, m.Blobs, repoIDs, keep)
-}
-
 // DefaultCacheJanitorInterval is how often RunCacheJanitor writes last-pull
 // times and checks the pull-through caches' budgets.
 const DefaultCacheJanitorInterval = 10 * time.Second
@@ -407,7 +398,14 @@ func (p *pullThrough) record(ctx context.Context, v *distribution.View, ptr *rem
 func (p *pullThrough) ensure(ctx context.Context, v *distribution.View, ptr *remote.PullThroughRemote) (repoID, remoteID string, err error) {
 	m := p.m
 	if d, err := m.Distributions.ByBasePath(ctx, v.BasePath); err == nil {
-		return cached(d, v)
+		if repoID, remoteID, err = cached(d, v); err != nil {
+			return "", "", err
+		}
+		if _, err = m.Remotes.Get(ctx, remoteID); !errors.Is(err, errdef.ErrNotFound) {
+			return repoID, remoteID, err
+		}
+		// Its remote was deleted (nothing on-demand needed it): make it
+		// again, below.
 	}
 	err = m.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if tx.Dialect().Name() == dialect.PG {
@@ -422,8 +420,18 @@ func (p *pullThrough) ensure(ctx context.Context, v *distribution.View, ptr *rem
 		}
 		dists := distribution.NewStore(tx)
 		if d, err := dists.ByBasePath(ctx, v.BasePath); err == nil {
-			repoID, remoteID, err = cached(d, v)
-			return err // made meanwhile
+			if repoID, remoteID, err = cached(d, v); err != nil {
+				return err
+			}
+			if _, err := remote.NewStore(tx).Get(ctx, remoteID); !errors.Is(err, errdef.ErrNotFound) {
+				return err // made meanwhile
+			}
+			rm, err := p.cacheRemote(ctx, remote.NewStore(tx), v, ptr)
+			if err != nil {
+				return err
+			}
+			remoteID = rm.ID
+			return dists.SetRemote(ctx, d.ID, rm.ID)
 		}
 		repo, err := p.cacheRepository(ctx, repository.NewStore(tx), v, ptr)
 		if err != nil {

@@ -122,13 +122,23 @@ func (s *Store) ListPullThrough(ctx context.Context, f PullThroughFilter) ([]Pul
 	return out, int(n), nil
 }
 
-// UpdatePullThrough replaces a pull-through distribution's fields. The
-// distributions it made keep their base paths: a new base path applies to
-// names pulled from then on.
+// UpdatePullThrough replaces a pull-through distribution's fields. Its
+// base path changes only while it has made no distribution
+// (errdef.ErrConflict otherwise).
 func (s *Store) UpdatePullThrough(ctx context.Context, p *PullThroughDistribution) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *Store) error {
-		if _, err := tx.GetPullThrough(ctx, p.ID); err != nil {
+		old, err := tx.GetPullThrough(ctx, p.ID)
+		if err != nil {
 			return err
+		}
+		if p.BasePath != old.BasePath {
+			made, err := tx.db.NewSelect().Model((*Distribution)(nil)).Where("pull_through_id = ?", p.ID).Exists(ctx)
+			if err != nil {
+				return err
+			}
+			if made {
+				return errdef.FieldConflict("base_path", "The cache serves names under %q already; delete it and create another to serve elsewhere.", old.BasePath)
+			}
 		}
 		if p.TagTTLSeconds < 0 {
 			p.TagTTLSeconds = int(DefaultTagTTL / time.Second)
@@ -136,7 +146,7 @@ func (s *Store) UpdatePullThrough(ctx context.Context, p *PullThroughDistributio
 		if err := tx.checkPullThrough(ctx, p); err != nil {
 			return err
 		}
-		_, err := tx.db.NewUpdate().Model(p).Column("name", "base_path", "remote_id", "tag_ttl", "max_size").WherePK().Exec(ctx)
+		_, err = tx.db.NewUpdate().Model(p).Column("name", "base_path", "remote_id", "tag_ttl", "max_size").WherePK().Exec(ctx)
 		return tx.pullThroughWriteErr(err)
 	})
 }
@@ -155,6 +165,21 @@ func (s *Store) DeletePullThrough(ctx context.Context, id string) error {
 		_, err := tx.db.NewDelete().Model((*PullThroughDistribution)(nil)).Where("id = ?", id).Exec(ctx)
 		return err
 	})
+}
+
+// SetRemote makes distribution id, one a pull-through distribution made,
+// fetch its content through remote remoteID: the front door's cache makes
+// the remote again when it was deleted.
+func (s *Store) SetRemote(ctx context.Context, id, remoteID string) error {
+	res, err := s.db.NewUpdate().Model((*Distribution)(nil)).Set("remote_id = ?", remoteID).
+		Where("id = ? AND pull_through_id IS NOT NULL", id).Exec(ctx)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errdef.New(errdef.ErrNotFound, "pull-through cache distribution %q not found", id)
+	}
+	return nil
 }
 
 // PullThroughFor returns the pull-through distribution whose base path is
@@ -363,7 +388,7 @@ func (r *Registry) FlushPulls(ctx context.Context) error {
 	for chunk := range slices.Chunk(rows, 500) {
 		_, err := r.dists.db.NewInsert().Model(&chunk).
 			On("CONFLICT (digest) DO UPDATE").Set("pulled_at = EXCLUDED.pulled_at").
-			Where("blob_pulls.pulled_at < EXCLUDED.pulled_at").Exec(ctx)
+			Where("blob_pull.pulled_at < EXCLUDED.pulled_at").Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("record blob pulls: %w", err)
 		}

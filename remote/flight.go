@@ -37,6 +37,9 @@ type flight struct {
 	err     error
 	readers int
 	aborted bool // the last reader left before done
+	// noRange is set once the upstream refused a Range request: resumed
+	// downloads then skip what was received.
+	noRange bool
 	// refs counts the readers and, until it is through storing, the
 	// download itself; the file is closed when it drops to zero.
 	refs int
@@ -220,7 +223,16 @@ func (fl *flight) attempt(ctx context.Context, u *upstream, v *storage.Verifier,
 	watchdog := time.AfterFunc(timeout, func() { cancel(errStalled) })
 	defer watchdog.Stop()
 	from := v.Written()
-	resp, err := u.openBlob(rctx, fl.desc.Digest, from)
+	offset := from
+	if fl.noRange {
+		offset = 0
+	}
+	resp, err := u.openBlob(rctx, fl.desc.Digest, offset)
+	var se *statusErr
+	if offset > 0 && errors.As(err, &se) && se.status == http.StatusRequestedRangeNotSatisfiable {
+		fl.noRange = true // some registries serve no ranges
+		resp, err = u.openBlob(rctx, fl.desc.Digest, 0)
+	}
 	if err != nil {
 		return stalled(rctx, err)
 	}

@@ -85,7 +85,18 @@ type Fetcher struct {
 	flights map[flightKey]*flight
 	cooling map[flightKey]cooldown
 	clients map[string]*upstream
+	read    map[string]cachedRemote // remotes by id, read at most remoteTTL ago
 }
+
+// cachedRemote is a remote as read from the store, and when.
+type cachedRemote struct {
+	r  *Remote
+	at time.Time
+}
+
+// remoteTTL is how long a remote read from the store is used for pulls
+// before it is read again: an update reaches pulls that late at most.
+const remoteTTL = 2 * time.Second
 
 // flightKey names one download: a blob through one remote.
 type flightKey struct {
@@ -119,7 +130,8 @@ func NewFetcher(repos *repository.Store, remotes *Store, blobs storage.Driver, o
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Fetcher{repos: repos, remotes: remotes, blobs: blobs, opts: opts, log: log,
-		flights: map[flightKey]*flight{}, cooling: map[flightKey]cooldown{}, clients: map[string]*upstream{}}
+		flights: map[flightKey]*flight{}, cooling: map[flightKey]cooldown{}, clients: map[string]*upstream{},
+		read: map[string]cachedRemote{}}
 }
 
 // FetchBlob returns a reader of blob b, which repository repoID records
@@ -153,7 +165,7 @@ func (f *Fetcher) source(ctx context.Context, repoID string, d digest.Digest) (*
 	}
 	var wait time.Duration
 	for _, s := range sources {
-		r, err := f.remotes.Get(ctx, s.RemoteID)
+		r, err := f.remote(ctx, s.RemoteID)
 		if errors.Is(err, errdef.ErrNotFound) {
 			continue
 		}
@@ -174,6 +186,28 @@ func (f *Fetcher) source(ctx context.Context, repoID string, d digest.Digest) (*
 			"blob %s: its upstream served bytes that did not match it; trying again in %s", d, wait.Round(time.Second))}
 	}
 	return nil, errdef.New(errdef.ErrBlobUnknown, "%s is recorded without its bytes, and no remote can fetch it for this repository", d)
+}
+
+// remote returns the stored remote id, read again once remoteTTL has
+// passed.
+func (f *Fetcher) remote(ctx context.Context, id string) (*Remote, error) {
+	f.mu.Lock()
+	c, ok := f.read[id]
+	f.mu.Unlock()
+	if ok && time.Since(c.at) < remoteTTL {
+		return c.r, nil
+	}
+	r, err := f.remotes.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	if len(f.read) >= 10000 {
+		clear(f.read)
+	}
+	f.read[id] = cachedRemote{r: r, at: time.Now()}
+	f.mu.Unlock()
+	return r, nil
 }
 
 // hasCredentials reports whether the remote authenticates to its upstream.
@@ -271,9 +305,10 @@ func (f *Fetcher) Manifest(ctx context.Context, r *Remote, reference string) (co
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
 	defer cancel()
+	ctx, note := noteRetryAfter(ctx)
 	doc, err := u.manifest(ctx, reference)
 	if err != nil {
-		return nil, classify(ctx, err, errdef.ErrManifestUnknown, r, reference)
+		return nil, classify(ctx, note.wrap(err), errdef.ErrManifestUnknown, r, reference)
 	}
 	return doc, nil
 }
@@ -287,9 +322,10 @@ func (f *Fetcher) Resolve(ctx context.Context, r *Remote, tag string) (digest.Di
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
 	defer cancel()
+	ctx, note := noteRetryAfter(ctx)
 	d, err := u.head(ctx, tag)
 	if err != nil {
-		return "", classify(ctx, err, errdef.ErrManifestUnknown, r, tag)
+		return "", classify(ctx, note.wrap(err), errdef.ErrManifestUnknown, r, tag)
 	}
 	return d, nil
 }
@@ -307,6 +343,10 @@ func classify(ctx context.Context, err error, notFound error, r *Remote, ref str
 		status, retryAfter = st.status, st.retryAfter
 	case errors.As(err, &er):
 		status = er.StatusCode
+	}
+	var ra *errdef.RetryAfter
+	if errors.As(err, &ra) {
+		retryAfter = ra.After
 	}
 	switch {
 	case errors.Is(err, context.Canceled) && ctx.Err() == context.Canceled:
@@ -330,6 +370,50 @@ func classify(ctx context.Context, err error, notFound error, r *Remote, ref str
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// retryAfterTransport notes the Retry-After of a 429 that the retry
+// transport below gave up on (oras-go's errors do not keep headers), for
+// whoever made the request with noteRetryAfter's context.
+type retryAfterTransport struct{ base http.RoundTripper }
+
+type retryAfterKey struct{}
+
+// retryAfterNoted is a Retry-After noted for a request.
+type retryAfterNoted struct {
+	mu sync.Mutex
+	d  time.Duration
+}
+
+func (t retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+		if n, ok := req.Context().Value(retryAfterKey{}).(*retryAfterNoted); ok {
+			if d, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
+				n.mu.Lock()
+				n.d = d
+				n.mu.Unlock()
+			}
+		}
+	}
+	return resp, err
+}
+
+// noteRetryAfter returns a context whose requests note a 429's
+// Retry-After.
+func noteRetryAfter(ctx context.Context) (context.Context, *retryAfterNoted) {
+	n := new(retryAfterNoted)
+	return context.WithValue(ctx, retryAfterKey{}, n), n
+}
+
+// wrap adds the noted Retry-After, if any, to err.
+func (n *retryAfterNoted) wrap(err error) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.d <= 0 {
+		return err
+	}
+	return &errdef.RetryAfter{After: n.d, Err: err}
 }
 
 // UpstreamURL names the remote's upstream repository for messages:

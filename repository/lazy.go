@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/opencontainers/go-digest"
 	"github.com/uptrace/bun"
 
@@ -213,36 +214,80 @@ func (s *Store) Reclaimable(ctx context.Context, repoIDs []string, keep []Versio
 // Reclaim gives back the stored bytes of units, blobs that can be fetched
 // again: each is flagged on-demand, then its bytes are deleted from blobs.
 // Versions do not change; the next pull fetches the bytes again. Units
-// already on-demand are skipped. Bytes already gone count as given back.
+// already on-demand are skipped, and so are those a writer leases or a
+// push staged (see LeaseBlobs): bytes are deleted in the committed steps
+// orphan cleanup takes (record the deletion, check, delete, drop the
+// record), so no writer relies on bytes being deleted. Bytes already gone
+// count as given back. The Store must not be inside a transaction.
 func (s *Store) Reclaim(ctx context.Context, blobs storage.Deleter, units []Content) (ReclaimResult, error) {
 	var res ReclaimResult
+	if _, ok := s.db.(bun.Tx); ok {
+		return res, errors.New("repository: Reclaim inside a transaction")
+	}
+	sweep := uuid.NewString()
+	defer func() {
+		// Whatever happened, leave no deletion record behind.
+		s.db.NewDelete().Model((*blobDeletion)(nil)).Where("sweep_id = ?", sweep).Exec(context.WithoutCancel(ctx))
+	}()
 	for chunk := range slices.Chunk(units, batch) {
-		ids := make([]int64, len(chunk))
-		byID := make(map[int64]Content, len(chunk))
-		for i, u := range chunk {
-			if u.Type != content.TypeBlob || u.Foreign {
-				return res, errdef.New(errdef.ErrInvalid, "content %s is not a blob whose bytes can be reclaimed", u.Digest)
-			}
-			ids[i] = u.ID
-			byID[u.ID] = u
-		}
-		var flagged []int64
-		err := s.db.NewUpdate().Model((*Content)(nil)).Set("on_demand = ?", true).
-			Where("id IN (?) AND on_demand = ?", bun.In(ids), false).
-			Returning("id").Scan(ctx, &flagged)
+		n, bytes, err := s.reclaimChunk(ctx, blobs, sweep, chunk)
+		res.Blobs += n
+		res.Bytes += bytes
 		if err != nil {
-			return res, fmt.Errorf("flag blobs on-demand: %w", err)
-		}
-		for _, id := range flagged {
-			u := byID[id]
-			if err := blobs.Delete(ctx, u.Digest); err != nil && !errors.Is(err, errdef.ErrNotFound) {
-				return res, fmt.Errorf("reclaim blob %s: %w", u.Digest, err)
-			}
-			res.Blobs++
-			res.Bytes += u.Size
+			return res, err
 		}
 	}
 	return res, nil
+}
+
+// reclaimChunk reclaims the bytes of units: record their deletion, flag
+// those no lease or staged push keeps, delete their bytes, drop the
+// records.
+func (s *Store) reclaimChunk(ctx context.Context, blobs storage.Deleter, sweep string, units []Content) (int, int64, error) {
+	ids := make([]int64, len(units))
+	byID := make(map[int64]Content, len(units))
+	rows := make([]blobDeletion, 0, len(units))
+	now := time.Now().UTC()
+	for i, u := range units {
+		if u.Type != content.TypeBlob || u.Foreign {
+			return 0, 0, errdef.New(errdef.ErrInvalid, "content %s is not a blob whose bytes can be reclaimed", u.Digest)
+		}
+		ids[i] = u.ID
+		byID[u.ID] = u
+		rows = append(rows, blobDeletion{Digest: u.Digest, SweepID: sweep, StartedAt: now})
+	}
+	if _, err := s.db.NewInsert().Model(&rows).On("CONFLICT (digest) DO NOTHING").Exec(ctx); err != nil {
+		return 0, 0, err
+	}
+	ds := make([]digest.Digest, len(units))
+	for i, u := range units {
+		ds[i] = u.Digest
+	}
+	defer s.db.NewDelete().Model((*blobDeletion)(nil)).Where("sweep_id = ? AND digest IN (?)", sweep, bun.In(ds)).
+		Exec(context.WithoutCancel(ctx))
+	// Recorded: from now on a writer waits. Flag what no writer leased or
+	// staged before the record; a digest another deletion holds is left.
+	var flagged []int64
+	err := s.db.NewUpdate().Table("contents").Set("on_demand = ?", true).
+		Where("contents.id IN (?) AND contents.on_demand = ?", bun.In(ids), false).
+		Where("contents.digest IN (SELECT b.digest FROM blob_deletions AS b WHERE b.sweep_id = ?)", sweep).
+		Where("NOT EXISTS (SELECT 1 FROM blob_leases AS l WHERE l.digest = contents.digest AND l.expires_at > ?)", now).
+		Where("NOT EXISTS (SELECT 1 FROM blob_references AS r WHERE r.digest = contents.digest)").
+		Returning("id").Scan(ctx, &flagged)
+	if err != nil {
+		return 0, 0, fmt.Errorf("flag blobs on-demand: %w", err)
+	}
+	var n int
+	var bytes int64
+	for _, id := range flagged {
+		u := byID[id]
+		if err := blobs.Delete(ctx, u.Digest); err != nil && !errors.Is(err, errdef.ErrNotFound) {
+			return n, bytes, fmt.Errorf("reclaim blob %s: %w", u.Digest, err)
+		}
+		n++
+		bytes += u.Size
+	}
+	return n, bytes, nil
 }
 
 // ReclaimSpace gives back the stored bytes of every blob that a version of

@@ -24,6 +24,7 @@ type repositoryJSON struct {
 	LatestVersionHref string  `json:"_latest_version_href"`
 	Name              string  `json:"name"`
 	Description       *string `json:"description"`
+	RetainVersions    *int    `json:"retain_repo_versions"`
 }
 
 func repositoryView(r *repository.Repository) repositoryJSON {
@@ -38,7 +39,21 @@ func repositoryView(r *repository.Repository) repositoryJSON {
 		d := r.Description
 		out.Description = &d
 	}
+	if r.RetainVersions > 0 {
+		n := r.RetainVersions
+		out.RetainVersions = &n
+	}
 	return out
+}
+
+// retainField reads retain_repo_versions: a count of at least 1, or null
+// (0 to the SDK: keep every version).
+func retainField(b *body) *int {
+	if b.has("retain_repo_versions") && b.isNull("retain_repo_versions") {
+		zero := 0
+		return &zero
+	}
+	return b.integer("retain_repo_versions", 1, 1<<30)
 }
 
 func (s *Server) listRepositories(w http.ResponseWriter, r *http.Request) error {
@@ -67,14 +82,18 @@ func (s *Server) createRepository(w http.ResponseWriter, r *http.Request) error 
 	}
 	name := b.str("name", true, false)
 	desc := b.str("description", false, true)
+	retain := retainField(b)
 	if err := b.done(); err != nil {
 		return err
 	}
-	d := ""
+	spec := repository.RepositorySpec{Name: *name}
 	if desc != nil {
-		d = *desc
+		spec.Description = *desc
 	}
-	repo, err := s.repos.CreateRepository(r.Context(), *name, d)
+	if retain != nil {
+		spec.RetainVersions = *retain
+	}
+	repo, err := s.repos.CreateRepositoryWith(r.Context(), spec)
 	if err != nil {
 		return onField(err, "name", errdef.ErrConflict, errdef.ErrInvalid)
 	}
@@ -96,7 +115,8 @@ func (s *Server) updateRepository(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	u := repository.RepositoryUpdate{Name: b.str("name", true, false), Description: b.str("description", false, true)}
+	u := repository.RepositoryUpdate{Name: b.str("name", true, false), Description: b.str("description", false, true),
+		RetainVersions: retainField(b)}
 	if err := b.done(); err != nil {
 		return err
 	}
@@ -104,19 +124,15 @@ func (s *Server) updateRepository(w http.ResponseWriter, r *http.Request) error 
 		empty := ""
 		u.Description = &empty
 	}
+	if r.Method == http.MethodPut && u.RetainVersions == nil {
+		zero := 0
+		u.RetainVersions = &zero
+	}
 	repo, err := s.repos.UpdateRepository(r.Context(), mux.Vars(r)["id"], u)
 	if err != nil {
 		return onField(err, "name", errdef.ErrConflict, errdef.ErrInvalid)
 	}
 	writeJSON(w, http.StatusOK, repositoryView(repo))
-	return nil
-}
-
-func (s *Server) deleteRepository(w http.ResponseWriter, r *http.Request) error {
-	if err := s.dists.DeleteRepository(r.Context(), mux.Vars(r)["id"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
@@ -186,9 +202,13 @@ func (s *Server) listVersions(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]versionJSON, len(versions))
 	for i := range versions {
-		sum, err := s.repos.Summary(r.Context(), id, versions[i].Number)
-		if err != nil {
-			return err
+		// The summary stored with the version, read with it: a version
+		// deleted since the listing (by retention, say) is still shown.
+		sum := versions[i].Counts
+		if sum == nil {
+			if sum, err = s.repos.Summary(r.Context(), id, versions[i].Number); err != nil {
+				return err
+			}
 		}
 		out[i] = versionView(&versions[i], sum)
 	}
@@ -211,17 +231,5 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, versionView(v, sum))
-	return nil
-}
-
-func (s *Server) deleteVersion(w http.ResponseWriter, r *http.Request) error {
-	n, err := versionNumber(r)
-	if err != nil {
-		return err
-	}
-	if err := s.dists.DeleteVersion(r.Context(), mux.Vars(r)["id"], n); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

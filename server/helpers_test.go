@@ -43,6 +43,7 @@ type env struct {
 	repos   *repository.Store
 	blobs   *filesystem.Driver
 	router  routers.Router
+	running bool // startRunner ran
 }
 
 func newEnv(t *testing.T, db *bun.DB) *env {
@@ -357,6 +358,28 @@ func (e *env) runner(t *testing.T) {
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+}
+
+// deleteAsync deletes a repository or version (href) through its task,
+// running tasks for it, and fails the test unless the task completes.
+func (e *env) deleteAsync(href string) {
+	e.t.Helper()
+	e.startRunner()
+	r := e.call("DELETE", href, nil)
+	if r.status != http.StatusAccepted {
+		e.t.Fatalf("DELETE %s: %d %s, want 202", href, r.status, r.body)
+	}
+	if tk := e.waitTask(r.json(e.t)["task"].(string)); tk["state"] != "completed" {
+		e.t.Fatalf("DELETE %s: task %v", href, tk)
+	}
+}
+
+// startRunner runs tasks for the rest of the test, once.
+func (e *env) startRunner() {
+	if !e.running {
+		e.running = true
+		e.runner(e.t)
+	}
 }
 
 // waitTask polls a task until it is finished and returns it.

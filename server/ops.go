@@ -126,15 +126,28 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusServiceUnavailable)
+	// Probes come every few seconds: say why once a minute at most.
+	now := time.Now().UnixNano()
+	logIt := false
+	if last := lastReadyLog.Load(); now-last > int64(time.Minute) {
+		logIt = lastReadyLog.CompareAndSwap(last, now)
+	}
 	if h.Database != nil {
 		io.WriteString(w, "database: not answering\n")
-		s.log.WarnContext(r.Context(), "readiness: database not answering", "err", h.Database)
+		if logIt {
+			s.log.WarnContext(r.Context(), "not ready: the database does not answer", "err", h.Database)
+		}
 	}
 	if h.Storage != nil {
 		io.WriteString(w, "storage: not answering\n")
-		s.log.WarnContext(r.Context(), "readiness: storage not answering", "err", h.Storage)
+		if logIt {
+			s.log.WarnContext(r.Context(), "not ready: blob storage does not answer", "err", h.Storage)
+		}
 	}
 }
+
+// lastReadyLog is when a failed readiness probe was last logged.
+var lastReadyLog atomic.Int64
 
 // registryRoute names the registry route of a /v2/ request by its path.
 func registryRoute(r *http.Request) string {

@@ -189,6 +189,11 @@ func TestMetrics(t *testing.T) {
 		if got := resp.Header.Get(server.RequestIDHeader); got != "proxy-1234" {
 			t.Errorf("request id %q, want the proxy's", got)
 		}
+		// Lines are written once the answer is sent: wait for the access
+		// line.
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), `"status":400`) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
 		lines := 0
 		for line := range strings.SplitSeq(logs.String(), "\n") {
 			if strings.Contains(line, "colour=blue") || strings.Contains(line, `"status":400`) {
@@ -249,4 +254,54 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// TestPushWithoutCredentials: a push without credentials is told that
+// credentials are needed, whether it asks with no Authorization at all or
+// with the anonymous token the token endpoint hands out; wrong ones are
+// told they are wrong.
+func TestPushWithoutCredentials(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
+		e := newEnv(t, db)
+		post := func(auth string) string {
+			req, _ := http.NewRequest("POST", e.content.URL+"/v2/team/app/blobs/uploads/", nil)
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("push with %q: %d %s", auth, resp.StatusCode, body)
+			}
+			return string(body)
+		}
+		if body := post(""); !strings.Contains(body, "credentials are needed to push team/app") {
+			t.Errorf("push without credentials: %s", body)
+		}
+		code, body := get(t, e.content.URL+"/token/?service=mooring&scope=repository:team/app:pull,push")
+		var tok struct {
+			Token string `json:"token"`
+		}
+		if code != http.StatusOK || jsonUnmarshal([]byte(body), &tok) != nil || tok.Token == "" {
+			t.Fatalf("anonymous token: %d %s", code, body)
+		}
+		if body := post("Bearer " + tok.Token); !strings.Contains(body, "credentials are needed to push team/app") {
+			t.Errorf("push with an anonymous token: %s", body)
+		}
+		req, _ := http.NewRequest("GET", e.content.URL+"/token/?service=mooring&scope=repository:team/app:push", nil)
+		req.SetBasicAuth("admin", "wrong")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrong, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(wrong), "Invalid username/password") || strings.Contains(string(wrong), "credentials are needed") {
+			t.Errorf("token with a wrong password: %d %s", resp.StatusCode, wrong)
+		}
+	})
 }

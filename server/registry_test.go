@@ -251,9 +251,7 @@ func TestRegistryBlobs(t *testing.T) {
 		if r := e.call("PATCH", f.repoHref, map[string]any{"description": "x"}); r.status != http.StatusOK {
 			t.Fatal(r.status)
 		}
-		if r := e.call("DELETE", f.repoHref+"versions/2/", nil); r.status != http.StatusNoContent {
-			t.Fatalf("delete version 2: %d %s", r.status, r.body)
-		}
+		e.deleteAsync(f.repoHref + "versions/2/")
 		if r := e.get("GET", "/v2/lib/foo/manifests/latest"); r.status != http.StatusNotFound {
 			t.Errorf("latest after its version was deleted: %d", r.status)
 		}

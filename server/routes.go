@@ -6,6 +6,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/mooring-dev/mooring/content/errdef"
+	"github.com/mooring-dev/mooring/repository"
 )
 
 // route is one named endpoint: path template, methods, handler.
@@ -27,12 +28,23 @@ var apiRoutes = []route{
 
 	{"repositories-list", "/pulp/api/v3/repositories/", []string{"GET", "HEAD"}, (*Server).listRepositories},
 	{"repositories-create", "/pulp/api/v3/repositories/", []string{"POST"}, (*Server).createRepository},
+	{"repositories-reclaim-space", "/pulp/api/v3/repositories/reclaim_space/", []string{"POST"}, (*Server).reclaimSpace},
 	{"repositories-detail", "/pulp/api/v3/repositories/" + idRe + "/", []string{"GET", "HEAD"}, (*Server).getRepository},
 	{"repositories-update", "/pulp/api/v3/repositories/" + idRe + "/", []string{"PUT", "PATCH"}, (*Server).updateRepository},
 	{"repositories-delete", "/pulp/api/v3/repositories/" + idRe + "/", []string{"DELETE"}, (*Server).deleteRepository},
+	{"repositories-export", "/pulp/api/v3/repositories/" + idRe + "/export/", []string{"POST"}, (*Server).exportRepository},
+	{"repositories-import", "/pulp/api/v3/repositories/" + idRe + "/import/", []string{"POST"}, (*Server).importRepository},
 	{"versions-list", "/pulp/api/v3/repositories/" + idRe + "/versions/", []string{"GET", "HEAD"}, (*Server).listVersions},
 	{"versions-detail", "/pulp/api/v3/repositories/" + idRe + "/versions/{number:[0-9]{1,9}}/", []string{"GET", "HEAD"}, (*Server).getVersion},
 	{"versions-delete", "/pulp/api/v3/repositories/" + idRe + "/versions/{number:[0-9]{1,9}}/", []string{"DELETE"}, (*Server).deleteVersion},
+	{"repositories-tag", "/pulp/api/v3/repositories/" + idRe + "/tag/", []string{"POST"}, repositoryAction(repository.ActionTag)},
+	{"repositories-untag", "/pulp/api/v3/repositories/" + idRe + "/untag/", []string{"POST"}, repositoryAction(repository.ActionUntag)},
+	{"repositories-add", "/pulp/api/v3/repositories/" + idRe + "/add/", []string{"POST"}, repositoryAction(repository.ActionAdd)},
+	{"repositories-remove", "/pulp/api/v3/repositories/" + idRe + "/remove/", []string{"POST"}, repositoryAction(repository.ActionRemove)},
+	{"repositories-copy-tags", "/pulp/api/v3/repositories/" + idRe + "/copy_tags/", []string{"POST"}, repositoryAction(repository.ActionCopyTags)},
+	{"repositories-copy-manifests", "/pulp/api/v3/repositories/" + idRe + "/copy_manifests/", []string{"POST"}, repositoryAction(repository.ActionCopyManifests)},
+	{"repositories-modify", "/pulp/api/v3/repositories/" + idRe + "/modify/", []string{"POST"}, repositoryAction(repository.ActionModify)},
+	{"orphans-cleanup", "/pulp/api/v3/orphans/cleanup/", []string{"POST"}, (*Server).cleanupOrphans},
 
 	{"remotes-list", "/pulp/api/v3/remotes/docker/docker/", []string{"GET", "HEAD"}, (*Server).listRemotes},
 	{"remotes-create", "/pulp/api/v3/remotes/docker/docker/", []string{"POST"}, (*Server).createRemote},
@@ -40,6 +52,12 @@ var apiRoutes = []route{
 	{"remotes-update", "/pulp/api/v3/remotes/docker/docker/" + idRe + "/", []string{"PUT", "PATCH"}, (*Server).updateRemote},
 	{"remotes-delete", "/pulp/api/v3/remotes/docker/docker/" + idRe + "/", []string{"DELETE"}, (*Server).deleteRemote},
 	{"remotes-sync", "/pulp/api/v3/remotes/docker/docker/" + idRe + "/sync/", []string{"POST"}, (*Server).syncRemote},
+
+	{"pull-through-remotes-list", "/pulp/api/v3/remotes/docker/pull-through/", []string{"GET", "HEAD"}, (*Server).listPullThroughRemotes},
+	{"pull-through-remotes-create", "/pulp/api/v3/remotes/docker/pull-through/", []string{"POST"}, (*Server).createPullThroughRemote},
+	{"pull-through-remotes-detail", "/pulp/api/v3/remotes/docker/pull-through/" + idRe + "/", []string{"GET", "HEAD"}, (*Server).getPullThroughRemote},
+	{"pull-through-remotes-update", "/pulp/api/v3/remotes/docker/pull-through/" + idRe + "/", []string{"PUT", "PATCH"}, (*Server).updatePullThroughRemote},
+	{"pull-through-remotes-delete", "/pulp/api/v3/remotes/docker/pull-through/" + idRe + "/", []string{"DELETE"}, (*Server).deletePullThroughRemote},
 
 	{"content-list", "/pulp/api/v3/content/docker/{kind:manifests|blobs|manifest-lists|manifest-tags|manifest-list-tags}/", []string{"GET", "HEAD"}, (*Server).listContent},
 	{"content-detail", "/pulp/api/v3/content/docker/{kind:manifests|blobs|manifest-lists|manifest-tags|manifest-list-tags}/" + idRe + "/", []string{"GET", "HEAD"}, (*Server).getContent},
@@ -49,6 +67,12 @@ var apiRoutes = []route{
 	{"distributions-detail", "/pulp/api/v3/docker-distributions/" + idRe + "/", []string{"GET", "HEAD"}, (*Server).getDistribution},
 	{"distributions-update", "/pulp/api/v3/docker-distributions/" + idRe + "/", []string{"PUT", "PATCH"}, (*Server).updateDistribution},
 	{"distributions-delete", "/pulp/api/v3/docker-distributions/" + idRe + "/", []string{"DELETE"}, (*Server).deleteDistribution},
+
+	{"pull-through-distributions-list", "/pulp/api/v3/docker-pull-through-distributions/", []string{"GET", "HEAD"}, (*Server).listPullThroughDistributions},
+	{"pull-through-distributions-create", "/pulp/api/v3/docker-pull-through-distributions/", []string{"POST"}, (*Server).createPullThroughDistribution},
+	{"pull-through-distributions-detail", "/pulp/api/v3/docker-pull-through-distributions/" + idRe + "/", []string{"GET", "HEAD"}, (*Server).getPullThroughDistribution},
+	{"pull-through-distributions-update", "/pulp/api/v3/docker-pull-through-distributions/" + idRe + "/", []string{"PUT", "PATCH"}, (*Server).updatePullThroughDistribution},
+	{"pull-through-distributions-delete", "/pulp/api/v3/docker-pull-through-distributions/" + idRe + "/", []string{"DELETE"}, (*Server).deletePullThroughDistribution},
 
 	{"task-schedules-list", "/pulp/api/v3/task-schedules/", []string{"GET", "HEAD"}, (*Server).listSchedules},
 	{"task-schedules-create", "/pulp/api/v3/task-schedules/", []string{"POST"}, (*Server).createSchedule},

@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"time"
 
@@ -37,6 +38,7 @@ func main() {
 	conns := flag.Int("c", 32, "wrk connections")
 	threads := flag.Int("t", 2, "wrk threads")
 	layerMiB := flag.Int("layer-mib", 64, "layer size in MiB")
+	metricsRuns := flag.Int("metrics-runs", 3, "manifest GET runs with metrics on and off, in turns, to measure what metrics cost (0: none)")
 	flag.Parse()
 	log.SetFlags(0)
 	if *bin == "" {
@@ -132,6 +134,49 @@ func main() {
 	fmt.Printf("manifest GET: Mooring/docker-registry = %.2fx requests/s (target >= 2x)\n", mooManifest.rps/regManifest.rps)
 	fmt.Printf("blob GET:     Mooring/docker-registry = %.2fx throughput (target >= 1.0x)\n", mooBlob.mbps/regBlob.mbps)
 	fmt.Printf("manifest GET: Bearer token/anonymous = %.2fx, Basic/anonymous = %.2fx requests/s (target >= 0.9x)\n", mooBearer.rps/mooManifest.rps, mooBasic.rps/mooManifest.rps)
+	if *metricsRuns > 0 {
+		metricsCost(*bin, tmp, contentAddr, *metricsRuns, func(name, url string) float64 { return run(name, url, accept).rps })
+	}
+}
+
+// metricsCost measures what metrics cost the manifest GET rate: a second
+// server process on the same database and storage, started with
+// -metrics=false, serves the same manifest, and the two are measured in
+// turns, runs times each.
+func metricsCost(bin, tmp, withMetrics string, runs int, rate func(name, url string) float64) {
+	addr := bench.FreeAddr()
+	srv := exec.Command(bin, "-data-dir", filepath.Join(tmp, "mooring"), "-api-addr", "", "-content-addr", addr, "-workers", "0", "-metrics=false")
+	srv.Env = append(os.Environ(), "MOORING_LOG_LEVEL=warn")
+	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
+	if err := srv.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer func() { srv.Process.Signal(os.Interrupt); srv.Wait() }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			log.Fatal("the server without metrics did not start")
+		}
+	}
+	var on, off []float64
+	for i := range runs {
+		on = append(on, rate(fmt.Sprintf("Mooring manifest GET, metrics on (%d)", i+1), "http://"+withMetrics+"/v2/bench/app/manifests/latest"))
+		off = append(off, rate(fmt.Sprintf("Mooring manifest GET, metrics off (%d)", i+1), "http://"+addr+"/v2/bench/app/manifests/latest"))
+	}
+	mOn, mOff := median(on), median(off)
+	fmt.Printf("manifest GET: metrics on %.0f req/s, off %.0f req/s (medians of %d); metrics cost %.1f%% (target < 5%%)\n", mOn, mOff, runs, 100*(1-mOn/mOff))
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // parse reads a wrk figure; with unit 0 it is a transfer rate, converted

@@ -63,6 +63,13 @@ type config struct {
 	logLevel    string
 	resetAdmin  bool
 	metrics     bool
+	layoutPaths []string
+	// cleanupEvery, when positive, enqueues an orphan cleanup that often,
+	// keeping what was stored within cleanupProtect.
+	cleanupEvery   time.Duration
+	cleanupProtect time.Duration
+	// cacheMaxSize is the budget of pull-through caches without their own.
+	cacheMaxSize int64
 }
 
 func main() {
@@ -101,8 +108,14 @@ func parseFlags() (config, error) {
 	fs.StringVar(&c.tokenKey, "token-key-file", envDefault("token-key-file", ""), "PEM file with the ECDSA P-256 key registry tokens are signed with; default: a key generated once and kept in the database, shared by every process (env MOORING_TOKEN_KEY_FILE)")
 	maxBlob := envDefault("max-blob-size", "0")
 	fs.StringVar(&maxBlob, "max-blob-size", maxBlob, "largest blob a push may store, in bytes (suffixes K, M, G, T: powers of 1024); 0 is no limit, the default (env MOORING_MAX_BLOB_SIZE)")
+	cacheMax := envDefault("cache-max-size", "0")
+	fs.StringVar(&cacheMax, "cache-max-size", cacheMax, "bytes each pull-through distribution without a max_size of its own may keep stored (suffixes K, M, G, T); beyond it, the least recently pulled blobs are given back and fetched again when next pulled; 0 is no limit, the default (env MOORING_CACHE_MAX_SIZE)")
 	uploadAfter := envDefault("upload-timeout", "1h")
 	fs.StringVar(&uploadAfter, "upload-timeout", uploadAfter, "how long a registry blob upload may go untouched before it is discarded with its bytes (env MOORING_UPLOAD_TIMEOUT)")
+	cleanupEvery := envDefault("orphan-cleanup-interval", "0")
+	fs.StringVar(&cleanupEvery, "orphan-cleanup-interval", cleanupEvery, "run an orphan cleanup task this often (such as 24h), deleting content no repository version holds and the blobs nothing needs; 0, the default, only when asked through the API (env MOORING_ORPHAN_CLEANUP_INTERVAL)")
+	cleanupProtect := envDefault("orphan-protection-time", "24h")
+	fs.StringVar(&cleanupProtect, "orphan-protection-time", cleanupProtect, "what scheduled orphan cleanups keep because it was stored more recently (Pulp's orphan_protection_time); 0 keeps nothing (env MOORING_ORPHAN_PROTECTION_TIME)")
 	deadAfter := envDefault("task-dead-after", "30s")
 	fs.StringVar(&deadAfter, "task-dead-after", deadAfter, "how long without a heartbeat before a worker's running tasks are failed; the same in every process, at least twice -task-heartbeat (env MOORING_TASK_DEAD_AFTER)")
 	fs.StringVar(&c.logLevel, "log-level", envDefault("log-level", "info"), "debug, info, warn or error (env MOORING_LOG_LEVEL)")
@@ -111,6 +124,8 @@ func parseFlags() (config, error) {
 		return c, fmt.Errorf("MOORING_METRICS: want true or false")
 	}
 	fs.BoolVar(&c.metrics, "metrics", metrics, "serve Prometheus metrics at /metrics on both ports and count every request; false turns them off (env MOORING_METRICS)")
+	layoutPaths := envDefault("allowed-paths", "")
+	fs.StringVar(&layoutPaths, "allowed-paths", layoutPaths, "comma-separated absolute directories inside which the REST API may export and import OCI image layouts; none by default (env MOORING_ALLOWED_PATHS)")
 	fs.BoolVar(&c.resetAdmin, "reset-admin-password", false, "set the password of the REST API user admin to MOORING_ADMIN_PASSWORD, or to a new generated one that is printed, and exit without serving")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return c, err
@@ -126,6 +141,9 @@ func parseFlags() (config, error) {
 	if c.maxBlob, err = parseSize(maxBlob); err != nil {
 		return c, fmt.Errorf("-max-blob-size %q: %w", maxBlob, err)
 	}
+	if c.cacheMaxSize, err = parseSize(cacheMax); err != nil {
+		return c, fmt.Errorf("-cache-max-size %q: %w", cacheMax, err)
+	}
 	for _, d := range []struct {
 		name, s string
 		to      *time.Duration
@@ -137,8 +155,25 @@ func parseFlags() (config, error) {
 	if c.deadAfter < 2*c.heartbeat {
 		return c, fmt.Errorf("-task-dead-after %v: want at least twice -task-heartbeat (%v)", c.deadAfter, c.heartbeat)
 	}
+	for _, d := range []struct {
+		name, s string
+		to      *time.Duration
+	}{{"orphan-cleanup-interval", cleanupEvery, &c.cleanupEvery}, {"orphan-protection-time", cleanupProtect, &c.cleanupProtect}} {
+		if *d.to, err = time.ParseDuration(d.s); err != nil || *d.to < 0 {
+			return c, fmt.Errorf("-%s %q: want a duration such as 24h, or 0", d.name, d.s)
+		}
+	}
 	if c.database == "" {
 		c.database = filepath.Join(c.dataDir, "mooring.db")
+	}
+	for _, p := range strings.Split(layoutPaths, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if !filepath.IsAbs(p) {
+			return c, fmt.Errorf("-allowed-paths %q: want absolute directories", p)
+		}
+		c.layoutPaths = append(c.layoutPaths, filepath.Clean(p))
 	}
 	if c.origin == "" {
 		c.origin = publicOrigin(c.contentAddr)
@@ -178,7 +213,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	m, err := mooring.Open(ctx, c.database, c.storage, mooring.Options{Logger: log, UploadTimeout: c.uploadAfter, MaxBlobSize: c.maxBlob, WorkerTimeout: c.deadAfter, TokenKeyFile: c.tokenKey})
+	m, err := mooring.Open(ctx, c.database, c.storage, mooring.Options{Logger: log, UploadTimeout: c.uploadAfter, MaxBlobSize: c.maxBlob, CacheMaxSize: c.cacheMaxSize, WorkerTimeout: c.deadAfter, TokenKeyFile: c.tokenKey})
 	if err != nil {
 		return err
 	}
@@ -192,9 +227,11 @@ func run() error {
 		log.Info("blob storage", "dir", c.storage)
 	}
 
-	srv := server.New(server.Options{Mooring: m, ContentOrigin: c.origin, Logger: log, RedirectBlobs: c.redirect, DisableMetrics: !c.metrics})
+	srv := server.New(server.Options{Mooring: m, ContentOrigin: c.origin, Logger: log, RedirectBlobs: c.redirect, DisableMetrics: !c.metrics, LayoutPaths: c.layoutPaths})
 	if c.contentAddr != "" {
 		go m.Push.RunJanitor(ctx)
+		// Last-pull times and pull-through cache budgets.
+		go m.RunCacheJanitor(ctx, 0)
 	}
 
 	// Every address is bound before the admin password is generated, so
@@ -255,6 +292,14 @@ func run() error {
 		runner := srv.NewRunner(task.Options{Workers: c.workers, Heartbeat: c.heartbeat, DeadAfter: c.deadAfter, Logger: log})
 		runnerDone = make(chan error, 1)
 		go func() { runnerDone <- runner.Run(ctx) }()
+		if c.cleanupEvery > 0 {
+			protect := c.cleanupProtect
+			if protect == 0 {
+				protect = mooring.NoProtection
+			}
+			log.Info("orphan cleanup scheduled", "every", c.cleanupEvery, "protection", c.cleanupProtect)
+			go m.RunOrphanCleanups(ctx, c.cleanupEvery, protect)
+		}
 	} else {
 		log.Info("task workers off")
 	}

@@ -122,6 +122,13 @@ func PushImage(ctx context.Context, host, repo, tag string, opts ImageOpts) (oci
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
+	return PushImageTo(ctx, r, tag, opts)
+}
+
+// PushImageTo is PushImage through a repository client of the caller's,
+// such as one with credentials.
+func PushImageTo(ctx context.Context, r *remote.Repository, tag string, opts ImageOpts) (ocispec.Descriptor, error) {
+	repo := r.Reference.Repository
 	opts = opts.norm()
 	manifestType, configType, layerType := dockerManifest, dockerConfig, dockerLayer
 	if opts.Format == OCI {
@@ -192,6 +199,12 @@ func PushIndex(ctx context.Context, host, repo, tag string, format Format, child
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
+	return PushIndexTo(ctx, r, tag, format, children...)
+}
+
+// PushIndexTo is PushIndex through a repository client of the caller's.
+func PushIndexTo(ctx context.Context, r *remote.Repository, tag string, format Format, children ...ocispec.Descriptor) (ocispec.Descriptor, error) {
+	repo := r.Reference.Repository
 	mt := dockerList
 	if format == OCI {
 		mt = ocispec.MediaTypeImageIndex

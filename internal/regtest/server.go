@@ -79,6 +79,12 @@ type Distribution struct {
 // with Stop. It is StartDistribution for programs, such as benchmarks, that
 // have no testing.TB.
 func RunDistribution(root string) (*Distribution, error) {
+	return RunDistributionWith(root, DistributionOptions{})
+}
+
+// RunDistributionWith is RunDistribution with options: basic auth, or
+// running as a pull-through cache of another registry.
+func RunDistributionWith(root string, opts DistributionOptions) (*Distribution, error) {
 	bin, err := exec.LookPath(DistributionBinary)
 	if err != nil {
 		return nil, fmt.Errorf("CNCF distribution not installed: %w", err)
@@ -90,7 +96,7 @@ func RunDistribution(root string) (*Distribution, error) {
 		if err != nil {
 			return nil, err
 		}
-		d, err := startDistribution(bin, root, host)
+		d, err := startDistribution(bin, root, host, opts)
 		if err == nil {
 			return d, nil
 		}
@@ -122,13 +128,17 @@ http:
     X-Content-Type-Options: [nosniff]
 `
 
-func startDistribution(bin, root, host string) (*Distribution, error) {
+func startDistribution(bin, root, host string, opts DistributionOptions) (*Distribution, error) {
 	storage := filepath.Join(root, "storage")
 	if err := os.MkdirAll(storage, 0o755); err != nil {
 		return nil, err
 	}
+	extra, err := opts.config(root)
+	if err != nil {
+		return nil, err
+	}
 	config := filepath.Join(root, "config.yml")
-	if err := os.WriteFile(config, fmt.Appendf(nil, distributionConfig, storage, host), 0o644); err != nil {
+	if err := os.WriteFile(config, append(fmt.Appendf(nil, distributionConfig, storage, host), extra...), 0o644); err != nil {
 		return nil, err
 	}
 	out := &testproc.Buffer{Limit: 1 << 20}
@@ -152,7 +162,8 @@ func startDistribution(bin, root, host string) (*Distribution, error) {
 		resp, err := client.Get("http://" + host + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// With auth, the version check asks for credentials.
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized && len(opts.Users) > 0 {
 				return d, nil
 			}
 		}

@@ -22,7 +22,7 @@ import (
 	"github.com/mooring-dev/mooring/internal/dbtest"
 	"github.com/mooring-dev/mooring/internal/regtest"
 	"github.com/mooring-dev/mooring/internal/testproc"
-	"github.com/mooring-dev/mooring/ocilayout"
+	"github.com/mooring-dev/mooring/remote/ocilayout"
 	"github.com/mooring-dev/mooring/remote"
 	"github.com/mooring-dev/mooring/repository"
 	"github.com/mooring-dev/mooring/storage/filesystem"
@@ -184,7 +184,7 @@ func TestExportImport(t *testing.T) {
 			if got := versionTags(t, dst, into.ID); !maps.Equal(got, tags) {
 				t.Errorf("import %s: tags %v, upstream's %v", from, got, tags)
 			}
-			again := filepath.Join(out, "again-"+strings.TrimSuffix(filepath.Base(from), ".tar"))
+			again := filepath.Join(out, "again-"+strings.ReplaceAll(filepath.Base(from), ".", "-"))
 			if _, err := dst.Export(ctx, repository.VersionRef{RepositoryID: into.ID, Number: 1}, again, ocilayout.ExportOptions{}); err != nil {
 				t.Fatal(err)
 			}
@@ -346,9 +346,6 @@ func TestSkopeoRoundTrip(t *testing.T) {
 		run("copy", "--all", "--preserve-digests", "--src-tls-verify=false", "docker://"+host+"/src:"+tag, "oci:"+in+":"+tag)
 	}
 
-	if raw, err := os.ReadFile(filepath.Join(in, "index.json")); err == nil {
-		t.Logf("skopeo's index.json: %s", raw)
-	}
 	db := dbtest.Open(t, "sqlite")
 	m := open(t, db)
 	repo, _ := m.Repositories.CreateRepository(ctx, "skopeo", "")
@@ -364,10 +361,14 @@ func TestSkopeoRoundTrip(t *testing.T) {
 	if _, err := m.Export(ctx, repository.VersionRef{RepositoryID: repo.ID, Number: res.Version.Number}, out, ocilayout.ExportOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if raw, err := os.ReadFile(filepath.Join(out, "index.json")); err == nil {
-		t.Logf("index.json: %s", raw)
-	}
 	for tag, d := range want {
+		if tag == "docker" {
+			// skopeo (containers/image) writes a Docker manifest into an
+			// OCI layout under its own media type, as Mooring does, but
+			// finds only OCI-typed entries when reading one, its own
+			// included: the Docker image goes one way only.
+			continue
+		}
 		run("copy", "--all", "--preserve-digests", "--dest-tls-verify=false", "oci:"+out+":"+tag, "docker://"+host+"/back:"+tag)
 		got, err := regtest.Repository(host, "back")
 		if err != nil {
@@ -377,5 +378,20 @@ func TestSkopeoRoundTrip(t *testing.T) {
 		if err != nil || desc.Digest != d {
 			t.Errorf("skopeo copied %s back as %s (%v); upstream's is %s", tag, desc.Digest, err, d)
 		}
+	}
+}
+
+// TestCheckPathSymlink: a link inside an allowed directory does not lead
+// out of it.
+func TestCheckPathSymlink(t *testing.T) {
+	allowed, outside := t.TempDir(), t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(allowed, "out")); err != nil {
+		t.Skip(err)
+	}
+	if _, err := ocilayout.CheckPath(filepath.Join(allowed, "out", "layout"), []string{allowed}); err == nil {
+		t.Error("a path through a link out of the allowed directory was allowed")
+	}
+	if _, err := ocilayout.CheckPath(filepath.Join(allowed, "in", "layout"), []string{allowed}); err != nil {
+		t.Errorf("a path inside: %v", err)
 	}
 }

@@ -54,13 +54,36 @@ func CheckPath(p string, allowed []string) (string, error) {
 	if len(allowed) == 0 {
 		return p, nil
 	}
+	// Symbolic links are followed, so that a link inside an allowed
+	// directory cannot lead out of it.
+	real := resolve(p)
 	for _, dir := range allowed {
-		dir = filepath.Clean(dir)
-		if rel, err := filepath.Rel(dir, p); err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../") {
+		if inside(filepath.Clean(dir), p) && inside(resolve(filepath.Clean(dir)), real) {
 			return p, nil
 		}
 	}
 	return "", errdef.Field("path", "%s is not inside a directory this server may read and write layouts in (%s).", p, strings.Join(allowed, ", "))
+}
+
+// inside reports whether p is below dir.
+func inside(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// resolve returns p with the symbolic links of its longest existing
+// prefix followed.
+func resolve(p string) string {
+	rest := ""
+	for dir := p; ; dir = filepath.Dir(dir) {
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(real, rest)
+		}
+		if dir == filepath.Dir(dir) {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+	}
 }
 
 // pathKey is the task resource of a layout path: one task at a time

@@ -326,6 +326,9 @@ func (w *walker) walk(ctx context.Context, unit *repository.Content, reached map
 
 // write writes the planned layout to the directory dir.
 func (p *plan) write(ctx context.Context, repos *repository.Store, blobs storage.Opener, dir string, progress *task.Progress) (*ExportResult, error) {
+	if err := os.MkdirAll(filepath.Join(dir, ocispec.ImageBlobsDir), 0o755); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
 	st, err := oci.NewStorage(dir)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
