@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -33,6 +34,9 @@ func (s *Server) restHandler(name string, h handlerFunc) http.Handler {
 		var err error
 		if !publicRoutes[name] {
 			err = s.authenticate(r)
+			if user, _, _ := r.BasicAuth(); err == nil {
+				r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
+			}
 		}
 		if err == nil {
 			err = checkQuery(r.URL.Query())

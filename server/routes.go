@@ -17,6 +17,9 @@ type route struct {
 	h       func(s *Server, w http.ResponseWriter, r *http.Request) error
 }
 
+// userRe matches a username in a path.
+const userRe = `{username:[^/]+}`
+
 // idRe matches the UUIDs objects are named by.
 const idRe = `{id:[0-9a-fA-F-]{36}}`
 
@@ -79,6 +82,15 @@ var apiRoutes = []route{
 	{"task-schedules-detail", "/pulp/api/v3/task-schedules/" + idRe + "/", []string{"GET", "HEAD"}, (*Server).getSchedule},
 	{"task-schedules-update", "/pulp/api/v3/task-schedules/" + idRe + "/", []string{"PUT", "PATCH"}, (*Server).updateSchedule},
 	{"task-schedules-delete", "/pulp/api/v3/task-schedules/" + idRe + "/", []string{"DELETE"}, (*Server).deleteSchedule},
+
+	{"users-list", "/pulp/api/v3/users/", []string{"GET", "HEAD"}, (*Server).listUsers},
+	{"users-create", "/pulp/api/v3/users/", []string{"POST"}, (*Server).createUser},
+	{"users-detail", "/pulp/api/v3/users/" + userRe + "/", []string{"GET", "HEAD"}, (*Server).getUser},
+	{"users-update", "/pulp/api/v3/users/" + userRe + "/", []string{"PUT", "PATCH"}, (*Server).updateUser},
+	{"users-delete", "/pulp/api/v3/users/" + userRe + "/", []string{"DELETE"}, (*Server).deleteUser},
+	{"user-roles-list", "/pulp/api/v3/users/" + userRe + "/roles/", []string{"GET", "HEAD"}, (*Server).listUserRoles},
+	{"user-roles-add", "/pulp/api/v3/users/" + userRe + "/roles/", []string{"POST"}, (*Server).addUserRole},
+	{"user-roles-remove", "/pulp/api/v3/users/" + userRe + "/roles/remove/", []string{"POST"}, (*Server).removeUserRole},
 
 	{"tasks-list", "/pulp/api/v3/tasks/", []string{"GET", "HEAD"}, (*Server).listTasks},
 	{"tasks-detail", "/pulp/api/v3/tasks/" + idRe + "/", []string{"GET", "HEAD"}, (*Server).getTask},
