@@ -46,6 +46,9 @@ type Options struct {
 	// no longer counted online (Status, metrics): the task runners'
 	// task.Options.DeadAfter. Default 30s.
 	WorkerTimeout time.Duration
+	// NamespaceQuota, when positive, caps the bytes of each namespace's
+	// blobs (see push.Options.NamespaceQuota). Default: no quota.
+	NamespaceQuota int64
 	// TokenKeyFile is a PEM file with the ECDSA P-256 key registry tokens
 	// are signed with; empty: a key generated once and kept in the
 	// database (see SigningKey).
@@ -255,7 +258,7 @@ func New(ctx context.Context, db *bun.DB, blobs storage.Driver, opts Options) (*
 	}
 	m.Registry = distribution.NewRegistry(m.Distributions, m.Repositories, blobs, ropts)
 	pushes = push.NewService(db, blobs, m.Registry, push.Options{UploadTimeout: opts.UploadTimeout, Logger: log, MaxBlobSize: opts.MaxBlobSize,
-		Created: m.ownFirstPush})
+		Created: m.ownFirstPush, NamespaceQuota: opts.NamespaceQuota})
 	m.Push = pushes
 	return m, nil
 }

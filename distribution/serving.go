@@ -1,6 +1,9 @@
 package distribution
 
-import "context"
+import (
+	"context"
+	"strings"
+)
 
 // BasePathsOf returns the base paths of the distributions that follow
 // repository repoID's latest version, sorted.
@@ -20,4 +23,17 @@ func (r *Registry) ForgetRepository(ctx context.Context, repoID string) error {
 		r.Forget(p)
 	}
 	return err
+}
+
+// InNamespace returns the distributions whose base path is ns or under
+// ns + "/".
+func (s *Store) InNamespace(ctx context.Context, ns string) ([]Distribution, error) {
+	var out []Distribution
+	err := s.db.NewSelect().Model(&out).Where(`base_path = ? OR base_path LIKE ? ESCAPE '\'`, ns, likePrefix(ns)+"/%").Order("base_path").Scan(ctx)
+	return out, err
+}
+
+// likePrefix escapes the LIKE wildcards of a literal prefix.
+func likePrefix(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }

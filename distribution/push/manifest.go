@@ -62,6 +62,9 @@ func (s *Service) PutManifest(ctx context.Context, name string, m Manifest) (*Pu
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkQuota(ctx, name, 0); err != nil {
+		return nil, err
+	}
 	// Leased before they are looked for, so that orphan cleanup deletes
 	// none of the blobs found (see repository.Store.LeaseBlobs).
 	release, err := s.lease(ctx, blobDigests(doc)...)

@@ -69,6 +69,13 @@ type Options struct {
 	// bytes; a larger one is refused while it streams, with
 	// errdef.ErrBlobTooLarge (413 SIZE_INVALID). Default: no limit.
 	MaxBlobSize int64
+	// NamespaceQuota, when positive, is the most bytes the blobs of the
+	// distributions of one namespace (the first segment of their base
+	// paths) may take, staged blobs included: a push that finds the
+	// namespace at or over it is refused with errdef.ErrRegistryDenied
+	// saying how much is used (checked as uploads start and append, and
+	// at manifest PUT). Default: no quota.
+	NamespaceQuota int64
 	// Created, when set, is called after a first push created a push
 	// repository and its distribution, with the pusher named by the
 	// context (WithPusher); the front door gives the pusher the owner
@@ -312,6 +319,9 @@ func (s *Service) PutBlob(ctx context.Context, name string, d digest.Digest, siz
 		return 0, err
 	}
 	if err := s.checkSize(size); err != nil {
+		return 0, err
+	}
+	if err := s.checkQuota(ctx, name, size); err != nil {
 		return 0, err
 	}
 	release, err := s.lease(ctx, d)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -325,6 +326,37 @@ func TestLongAppendIsNotSwept(t *testing.T) {
 		}
 		if err := svc.FinishUpload(ctx, "app", id, digest.FromBytes(all)); err != nil {
 			t.Errorf("finishing the long upload: %v", err)
+		}
+	})
+}
+
+// TestNamespaceQuota: pushes into a namespace stop with DENIED, saying
+// how much is used, once its blobs would pass the quota; other namespaces
+// are not affected, and what is in stays.
+func TestNamespaceQuota(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		svc := newServiceWith(t, db, push.Options{NamespaceQuota: 3000})
+		put := func(name string, n int, seed byte) error {
+			b := bytes.Repeat([]byte{seed}, n)
+			_, err := svc.PutBlob(ctx, name, digest.FromBytes(b), int64(n), bytes.NewReader(b))
+			return err
+		}
+		if err := put("team/a", 1000, 'a'); err != nil {
+			t.Fatal(err)
+		}
+		if err := put("team/b", 1500, 'b'); err != nil {
+			t.Fatal(err)
+		}
+		err := put("team/a", 1000, 'c')
+		if !errors.Is(err, errdef.ErrRegistryDenied) || !strings.Contains(err.Error(), "uses 2500 of its 3000 bytes") {
+			t.Errorf("a push past the quota: %v, want DENIED saying 2500 of 3000 are used", err)
+		}
+		if err := put("other/a", 2000, 'd'); err != nil {
+			t.Errorf("another namespace: %v", err)
+		}
+		if used, err := svc.Usage(ctx, "team"); err != nil || used != 2500 {
+			t.Errorf("Usage(team) = %d, %v; want 2500", used, err)
 		}
 	})
 }

@@ -46,6 +46,9 @@ func (s *Service) StartUpload(ctx context.Context, name string) (string, error) 
 	if _, err := s.uploader(); err != nil {
 		return "", err
 	}
+	if err := s.checkQuota(ctx, name, 0); err != nil {
+		return "", err
+	}
 	s.maybeSweep()
 	now := time.Now().UTC()
 	up := &upload{ID: uuid.NewString(), RepositoryID: repo.ID, CreatedAt: now, UpdatedAt: now}
@@ -105,6 +108,9 @@ func (s *Service) AppendUpload(ctx context.Context, name, id string, offset int6
 		}
 	}
 	if err := s.checkSize(have); err != nil {
+		return have, err
+	}
+	if err := s.checkQuota(ctx, name, have); err != nil {
 		return have, err
 	}
 	stop := s.keepAlive(ctx, up.ID)

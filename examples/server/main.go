@@ -59,6 +59,7 @@ type config struct {
 	deadAfter   time.Duration
 	uploadAfter time.Duration
 	maxBlob     int64
+	quota       int64
 	tokenKey    string
 	logLevel    string
 	resetAdmin  bool
@@ -106,6 +107,8 @@ func parseFlags() (config, error) {
 	heartbeat := envDefault("task-heartbeat", "5s")
 	fs.StringVar(&heartbeat, "task-heartbeat", heartbeat, "how often task workers prove they are alive; the same in every process (env MOORING_TASK_HEARTBEAT)")
 	fs.StringVar(&c.tokenKey, "token-key-file", envDefault("token-key-file", ""), "PEM file with the ECDSA P-256 key registry tokens are signed with; default: a key generated once and kept in the database, shared by every process (env MOORING_TOKEN_KEY_FILE)")
+	quota := envDefault("namespace-quota", "0")
+	fs.StringVar(&quota, "namespace-quota", quota, "most bytes the blobs of one namespace (first path segment) may take, pushes past it refused with DENIED (suffixes K, M, G, T); 0 is no quota, the default (env MOORING_NAMESPACE_QUOTA)")
 	maxBlob := envDefault("max-blob-size", "0")
 	fs.StringVar(&maxBlob, "max-blob-size", maxBlob, "largest blob a push may store, in bytes (suffixes K, M, G, T: powers of 1024); 0 is no limit, the default (env MOORING_MAX_BLOB_SIZE)")
 	cacheMax := envDefault("cache-max-size", "0")
@@ -140,6 +143,9 @@ func parseFlags() (config, error) {
 	c.workers = n
 	if c.maxBlob, err = parseSize(maxBlob); err != nil {
 		return c, fmt.Errorf("-max-blob-size %q: %w", maxBlob, err)
+	}
+	if c.quota, err = parseSize(quota); err != nil {
+		return c, fmt.Errorf("-namespace-quota %q: %w", quota, err)
 	}
 	if c.cacheMaxSize, err = parseSize(cacheMax); err != nil {
 		return c, fmt.Errorf("-cache-max-size %q: %w", cacheMax, err)
@@ -213,7 +219,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	m, err := mooring.Open(ctx, c.database, c.storage, mooring.Options{Logger: log, UploadTimeout: c.uploadAfter, MaxBlobSize: c.maxBlob, CacheMaxSize: c.cacheMaxSize, WorkerTimeout: c.deadAfter, TokenKeyFile: c.tokenKey})
+	m, err := mooring.Open(ctx, c.database, c.storage, mooring.Options{Logger: log, UploadTimeout: c.uploadAfter, MaxBlobSize: c.maxBlob, NamespaceQuota: c.quota, CacheMaxSize: c.cacheMaxSize, WorkerTimeout: c.deadAfter, TokenKeyFile: c.tokenKey})
 	if err != nil {
 		return err
 	}
