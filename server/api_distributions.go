@@ -20,6 +20,7 @@ type distributionJSON struct {
 	Repository        *string `json:"repository"`
 	RepositoryVersion *string `json:"repository_version"`
 	RegistryPath      string  `json:"registry_path"`
+	Private           bool    `json:"private"`
 }
 
 func (s *Server) distributionView(ctx context.Context, d *distribution.Distribution) (distributionJSON, error) {
@@ -29,6 +30,7 @@ func (s *Server) distributionView(ctx context.Context, d *distribution.Distribut
 		Name:         d.Name,
 		BasePath:     d.BasePath,
 		RegistryPath: s.origin + "/" + d.BasePath,
+		Private:      d.Private,
 	}
 	if d.RepositoryID != nil {
 		h := repoHref(*d.RepositoryID)
@@ -77,8 +79,14 @@ func (s *Server) readDistribution(ctx context.Context, r *http.Request, d *distr
 	basePath := b.str("base_path", true, false)
 	repo := b.href("repository", false, true, parseRepoHref)
 	version := b.href("repository_version", false, true, parseVersionHref)
+	private := b.boolean("private")
 	if err := b.done(); err != nil {
 		return err
+	}
+	if private != nil {
+		d.Private = *private
+	} else if r.Method != http.MethodPatch {
+		d.Private = false
 	}
 	if name != nil {
 		d.Name = *name

@@ -29,6 +29,14 @@ func userView(u *mooring.User) userJSON {
 
 type userKey struct{}
 
+// userRoutes are the REST routes a user who is not an administrator may
+// call (their handlers check what it may do there); every other route is
+// for administrators. Roles give users what they do in the registry.
+var userRoutes = map[string]bool{
+	"docs": true, "users-detail": true, "users-update": true,
+	"user-roles-list": true, "user-roles-add": true, "user-roles-remove": true,
+}
+
 // requestUser is the user the dispatcher authenticated, "" for none.
 func requestUser(ctx context.Context) string {
 	u, _ := ctx.Value(userKey{}).(string)

@@ -36,6 +36,9 @@ func (s *Server) restHandler(name string, h handlerFunc) http.Handler {
 			err = s.authenticate(r)
 			if user, _, _ := r.BasicAuth(); err == nil {
 				r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
+				if !userRoutes[name] {
+					err = s.requireAdmin(r, "")
+				}
 			}
 		}
 		if err == nil {

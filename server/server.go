@@ -36,8 +36,8 @@ type Options struct {
 	RedirectExpiry time.Duration
 	// Logger receives structured logs; nil discards.
 	Logger *slog.Logger
-	// Policy decides what registry users may do; nil is
-	// mooring.OpenPolicy (anybody pulls, users push and delete).
+	// Policy decides what registry users may do; nil is the roles of the
+	// opened Mooring (mooring.RolePolicy).
 	Policy registryapi.Policy
 	// BodyWindow is how long a request body may take per 1 KiB/s of it
 	// (registryapi.GuardBody); default registryapi.DefaultBodyWindow.
@@ -106,7 +106,11 @@ func (s *Server) Content() http.Handler {
 // Basic still accepted) over the REST API's users.
 func (s *Server) registryHandler() http.Handler {
 	var auth registryapi.Authenticator
-	ta, err := s.m.TokenAuth(context.Background(), s.opts.Policy)
+	policy := s.opts.Policy
+	if policy == nil {
+		policy = s.m.Policy()
+	}
+	ta, err := s.m.TokenAuth(context.Background(), policy)
 	if err != nil {
 		// The key could not be read or made: HTTP Basic alone.
 		s.log.Error("registry token authentication unavailable; HTTP Basic only", "err", err)
