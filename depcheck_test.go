@@ -19,6 +19,7 @@ var layer = map[string]int{
 	"content/errdef":   -2,
 	"content":          0,
 	"storage":          0,
+	"internal/secrets": 0,
 	"internal/db":      0,
 	"internal/dbtest":  1,
 	"repository":       1,
@@ -40,7 +41,7 @@ func top(pkg string) (string, bool) {
 	if rel == pkg {
 		return "", false // outside the module
 	}
-	for _, key := range []string{"content/errdef", "internal/db", "internal/dbtest", "internal/regtest", "internal/testproc"} {
+	for _, key := range []string{"content/errdef", "internal/secrets", "internal/db", "internal/dbtest", "internal/regtest", "internal/testproc"} {
 		if rel == key || strings.HasPrefix(rel, key+"/") {
 			return key, true
 		}

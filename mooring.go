@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mooring-dev/mooring/internal/secrets"
+
 	"github.com/opencontainers/go-digest"
 	"github.com/uptrace/bun"
 
@@ -49,6 +51,13 @@ type Options struct {
 	// NamespaceQuota, when positive, caps the bytes of each namespace's
 	// blobs (see push.Options.NamespaceQuota). Default: no quota.
 	NamespaceQuota int64
+	// SecretKeys seals remote passwords, client keys and proxy URLs in the
+	// database (remote.Store.SetSealer): 32-byte keys, base64, one a line,
+	// the first sealing and all opening (internal/secrets). New reseals
+	// every remote with the first, so keys rotate by putting a new one
+	// first, starting once, then dropping the old. Empty: stored as they
+	// are.
+	SecretKeys string
 	// TokenKeyFile is a PEM file with the ECDSA P-256 key registry tokens
 	// are signed with; empty: a key generated once and kept in the
 	// database (see SigningKey).
@@ -237,6 +246,16 @@ func New(ctx context.Context, db *bun.DB, blobs storage.Driver, opts Options) (*
 	}
 	if m.workerTimeout <= 0 {
 		m.workerTimeout = 30 * time.Second
+	}
+	if opts.SecretKeys != "" {
+		keys, err := secrets.Parse(opts.SecretKeys)
+		if err != nil {
+			return nil, errdef.New(errdef.ErrInvalid, "secret keys: %v", err)
+		}
+		m.Remotes.SetSealer(keys)
+		if _, err := m.Remotes.Reseal(ctx); err != nil {
+			return nil, fmt.Errorf("reseal remote secrets: %w", err)
+		}
 	}
 	m.Metrics = newMetrics(m)
 	m.Syncer = &remote.Syncer{Repos: m.Repositories, Blobs: blobs, Logger: log, Retry: opts.Retry, OnSync: m.Metrics.observeSync}

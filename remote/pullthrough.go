@@ -154,7 +154,11 @@ func (s *Store) CreatePullThrough(ctx context.Context, p *PullThroughRemote) err
 	}
 	p.ID = uuid.NewString()
 	p.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
-	if _, err := s.db.NewInsert().Model(p).Exec(ctx); err != nil {
+	sealed := *p
+	if err := s.seal(sealed.secretFields()); err != nil {
+		return err
+	}
+	if _, err := s.db.NewInsert().Model(&sealed).Exec(ctx); err != nil {
 		p.ID = ""
 		if db.IsUniqueViolation(err) {
 			return errdef.New(errdef.ErrConflict, "a pull-through remote named %q already exists", p.Name)
@@ -171,7 +175,7 @@ func (s *Store) GetPullThrough(ctx context.Context, id string) (*PullThroughRemo
 	if err := s.db.NewSelect().Model(p).Where("id = ?", id).Scan(ctx); err != nil {
 		return nil, notFound(err, "pull-through remote %q", id)
 	}
-	return p, nil
+	return p, s.open(p.secretFields())
 }
 
 // ListPullThrough returns pull-through remotes ordered by name, with the
@@ -192,6 +196,11 @@ func (s *Store) ListPullThrough(ctx context.Context, f Filter) ([]PullThroughRem
 	if err != nil {
 		return nil, 0, err
 	}
+	for i := range out {
+		if err := s.open(out[i].secretFields()); err != nil {
+			return nil, 0, err
+		}
+	}
 	return out, int(n), nil
 }
 
@@ -209,14 +218,21 @@ func (s *Store) UpdatePullThrough(ctx context.Context, p *PullThroughRemote) err
 			return notFound(err, "pull-through remote %q", p.ID)
 		}
 		p.CreatedAt = stored.CreatedAt
-		_, err := tx.NewUpdate().Model(p).ExcludeColumn("id", "created_at").WherePK().Exec(ctx)
+		sealed := *p
+		if err := s.seal(sealed.secretFields()); err != nil {
+			return err
+		}
+		_, err := tx.NewUpdate().Model(&sealed).ExcludeColumn("id", "created_at").WherePK().Exec(ctx)
 		if db.IsUniqueViolation(err) {
 			return errdef.New(errdef.ErrConflict, "a pull-through remote named %q already exists", p.Name)
 		}
 		if err != nil {
 			return err
 		}
-		tmpl := p.Remote("", "")
+		tmpl, err := s.sealedCopy(p.Remote("", ""))
+		if err != nil {
+			return err
+		}
 		_, err = tx.NewUpdate().Model(tmpl).ModelTableExpr("remotes AS remote").
 			Column("url", "policy", "download_concurrency", "username", "password", "ssl_ca_certificate",
 				"ssl_client_certificate", "ssl_client_key", "insecure_skip_verify", "proxy_url").

@@ -316,7 +316,8 @@ func Migrate(ctx context.Context, d *bun.DB) error {
 // Store reads and writes remotes. It works on a *bun.DB or inside a
 // transaction.
 type Store struct {
-	db bun.IDB
+	db     bun.IDB
+	sealer Sealer // nil: secrets stored as they are
 }
 
 // NewStore returns a Store over db. The tables must exist (see Migrate).
@@ -342,7 +343,11 @@ func (s *Store) Create(ctx context.Context, r *Remote) error {
 	}
 	r.ID = uuid.NewString()
 	r.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
-	if _, err := s.db.NewInsert().Model(r).ModelTableExpr("remotes").Exec(ctx); err != nil {
+	sealed, err := s.sealedCopy(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.NewInsert().Model(sealed).ModelTableExpr("remotes").Exec(ctx); err != nil {
 		r.ID = ""
 		if db.IsUniqueViolation(err) {
 			return errdef.New(errdef.ErrConflict, "a remote named %q already exists", r.Name)
@@ -378,7 +383,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Remote, error) {
 	if err := s.db.NewSelect().Model(r).ModelTableExpr("remotes AS remote").Where("id = ?", id).Scan(ctx); err != nil {
 		return nil, notFound(err, "remote %q", id)
 	}
-	return r, nil
+	return r, s.open(r.secretFields())
 }
 
 // GetByName returns the remote with the given name.
@@ -387,7 +392,7 @@ func (s *Store) GetByName(ctx context.Context, name string) (*Remote, error) {
 	if err := s.db.NewSelect().Model(r).ModelTableExpr("remotes AS remote").Where("name = ?", name).Scan(ctx); err != nil {
 		return nil, notFound(err, "remote named %q", name)
 	}
-	return r, nil
+	return r, s.open(r.secretFields())
 }
 
 // List returns remotes ordered by name, with the total count matching f.
@@ -408,6 +413,11 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Remote, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	for i := range out {
+		if err := s.open(out[i].secretFields()); err != nil {
+			return nil, 0, err
+		}
+	}
 	return out, int(n), nil
 }
 
@@ -418,7 +428,11 @@ func (s *Store) Update(ctx context.Context, r *Remote) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	res, err := s.db.NewUpdate().Model(r).ModelTableExpr("remotes AS remote").ExcludeColumn("id", "created_at").
+	sealed, err := s.sealedCopy(r)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.NewUpdate().Model(sealed).ModelTableExpr("remotes AS remote").ExcludeColumn("id", "created_at").
 		Where("id = ?", r.ID).Exec(ctx)
 	if err != nil {
 		if db.IsUniqueViolation(err) {

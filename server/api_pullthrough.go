@@ -67,7 +67,7 @@ func pullThroughRemoteView(p *remote.PullThroughRemote) pullThroughRemoteJSON {
 		SSLCACertificate:     nullable(p.SSLCACertificate),
 		SSLClientCertificate: nullable(p.SSLClientCertificate),
 		SSLValidation:        !p.InsecureSkipVerify,
-		ProxyURL:             nullable(p.ProxyURL),
+		ProxyURL:             nullable(redactURL(p.ProxyURL)),
 	}
 }
 

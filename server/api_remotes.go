@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/url"
 
 	"github.com/gorilla/mux"
 
@@ -58,7 +59,7 @@ func remoteView(r *remote.Remote) remoteJSON {
 		SSLCACertificate:     nullable(r.SSLCACertificate),
 		SSLClientCertificate: nullable(r.SSLClientCertificate),
 		SSLValidation:        r.SSLValidation(),
-		ProxyURL:             nullable(r.ProxyURL),
+		ProxyURL:             nullable(redactURL(r.ProxyURL)),
 		Policy:               string(r.Policy),
 	}
 }
@@ -203,4 +204,14 @@ func (s *Server) syncRemote(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"task": taskHref(t.ID)})
 	return nil
+}
+
+// redactURL hides the password of a URL's credentials: write-only, like
+// every secret of a remote.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
 }

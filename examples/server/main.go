@@ -27,6 +27,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -40,6 +41,7 @@ import (
 	"time"
 
 	"github.com/mooring-dev/mooring"
+	"github.com/mooring-dev/mooring/internal/secrets"
 	"github.com/mooring-dev/mooring/server"
 	"github.com/mooring-dev/mooring/storage/s3"
 	"github.com/mooring-dev/mooring/task"
@@ -61,6 +63,7 @@ type config struct {
 	maxBlob     int64
 	quota       int64
 	tokenKey    string
+	secretFile  string
 	logLevel    string
 	resetAdmin  bool
 	metrics     bool
@@ -106,6 +109,7 @@ func parseFlags() (config, error) {
 	fs.StringVar(&workers, "workers", workers, "task workers in this process; 0 turns them off (env MOORING_WORKERS)")
 	heartbeat := envDefault("task-heartbeat", "5s")
 	fs.StringVar(&heartbeat, "task-heartbeat", heartbeat, "how often task workers prove they are alive; the same in every process (env MOORING_TASK_HEARTBEAT)")
+	fs.StringVar(&c.secretFile, "secret-key-file", envDefault("secret-key-file", ""), "file of base64 32-byte keys, one a line, sealing remote passwords, client keys and proxy URLs in the database (the first seals, all open; rotate by adding a new key first); default <data-dir>/secret.key, made on first start, when the database is the default SQLite file; give every process on a shared database the same file (env MOORING_SECRET_KEY_FILE)")
 	fs.StringVar(&c.tokenKey, "token-key-file", envDefault("token-key-file", ""), "PEM file with the ECDSA P-256 key registry tokens are signed with; default: a key generated once and kept in the database, shared by every process (env MOORING_TOKEN_KEY_FILE)")
 	quota := envDefault("namespace-quota", "0")
 	fs.StringVar(&quota, "namespace-quota", quota, "most bytes the blobs of one namespace (first path segment) may take, pushes past it refused with DENIED (suffixes K, M, G, T); 0 is no quota, the default (env MOORING_NAMESPACE_QUOTA)")
@@ -171,6 +175,9 @@ func parseFlags() (config, error) {
 	}
 	if c.database == "" {
 		c.database = filepath.Join(c.dataDir, "mooring.db")
+		if c.secretFile == "" {
+			c.secretFile = filepath.Join(c.dataDir, "secret.key")
+		}
 	}
 	for _, p := range strings.Split(layoutPaths, ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -219,7 +226,14 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	m, err := mooring.Open(ctx, c.database, c.storage, mooring.Options{Logger: log, UploadTimeout: c.uploadAfter, MaxBlobSize: c.maxBlob, NamespaceQuota: c.quota, CacheMaxSize: c.cacheMaxSize, WorkerTimeout: c.deadAfter, TokenKeyFile: c.tokenKey})
+	secretKeys, err := readSecretKeys(c.secretFile)
+	if err != nil {
+		return err
+	}
+	if secretKeys == "" {
+		log.Warn("remote secrets are stored unsealed: give -secret-key-file (the same file to every process)")
+	}
+	m, err := mooring.Open(ctx, c.database, c.storage, mooring.Options{SecretKeys: secretKeys, Logger: log, UploadTimeout: c.uploadAfter, MaxBlobSize: c.maxBlob, NamespaceQuota: c.quota, CacheMaxSize: c.cacheMaxSize, WorkerTimeout: c.deadAfter, TokenKeyFile: c.tokenKey})
 	if err != nil {
 		return err
 	}
@@ -396,4 +410,36 @@ func readableDurations(_ []string, a slog.Attr) slog.Attr {
 		a.Value = slog.StringValue(a.Value.Duration().String())
 	}
 	return a
+}
+
+// readSecretKeys reads the key file; the default one under the data
+// directory is made, 0600 in a 0700 directory, on first start.
+func readSecretKeys(path string) (string, error) {
+	if path == "" {
+		return os.Getenv("MOORING_SECRET_KEYS"), nil
+	}
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key, kerr := secrets.NewKey()
+		if kerr != nil {
+			return "", kerr
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return "", fmt.Errorf("-secret-key-file: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			return readSecretKeys(path) // made meanwhile by another process
+		}
+		if err != nil {
+			return "", fmt.Errorf("-secret-key-file: %w", err)
+		}
+		defer f.Close()
+		_, err = f.WriteString("# Mooring secret keys: the first seals, all open.\n" + key + "\n")
+		return key, err
+	}
+	if err != nil {
+		return "", fmt.Errorf("-secret-key-file: %w", err)
+	}
+	return string(raw), nil
 }
