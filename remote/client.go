@@ -223,6 +223,7 @@ func newUpstream(r *Remote, policy RetryPolicy) (*upstream, error) {
 // ask for.
 func (r *Remote) transport() (*http.Transport, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = dialContext() // Targets apply to every connection
 	tr.MaxIdleConnsPerHost = max(r.DownloadConcurrency, 2)
 	tr.ResponseHeaderTimeout = 2 * time.Minute
 	cfg := &tls.Config{InsecureSkipVerify: r.InsecureSkipVerify} //nolint:gosec // the user's choice, ssl_validation=false

@@ -42,6 +42,7 @@ import (
 
 	"github.com/mooring-dev/mooring"
 	"github.com/mooring-dev/mooring/internal/secrets"
+	"github.com/mooring-dev/mooring/remote"
 	"github.com/mooring-dev/mooring/server"
 	"github.com/mooring-dev/mooring/storage/s3"
 	"github.com/mooring-dev/mooring/task"
@@ -64,6 +65,7 @@ type config struct {
 	quota       int64
 	tokenKey    string
 	secretFile  string
+	targets     remote.Targets
 	logLevel    string
 	resetAdmin  bool
 	metrics     bool
@@ -109,6 +111,10 @@ func parseFlags() (config, error) {
 	fs.StringVar(&workers, "workers", workers, "task workers in this process; 0 turns them off (env MOORING_WORKERS)")
 	heartbeat := envDefault("task-heartbeat", "5s")
 	fs.StringVar(&heartbeat, "task-heartbeat", heartbeat, "how often task workers prove they are alive; the same in every process (env MOORING_TASK_HEARTBEAT)")
+	allow := envDefault("upstream-allow", "")
+	fs.StringVar(&allow, "upstream-allow", allow, "networks (CIDR, comma-separated) remotes may connect to; empty: all but -upstream-deny (env MOORING_UPSTREAM_ALLOW)")
+	deny := envDefault("upstream-deny", "169.254.0.0/16,fe80::/10")
+	fs.StringVar(&deny, "upstream-deny", deny, "networks (CIDR, comma-separated) remotes may not connect to, checked after name resolution; default link-local, where cloud metadata services answer; add 10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7 to forbid private ranges (env MOORING_UPSTREAM_DENY)")
 	fs.StringVar(&c.secretFile, "secret-key-file", envDefault("secret-key-file", ""), "file of base64 32-byte keys, one a line, sealing remote passwords, client keys and proxy URLs in the database (the first seals, all open; rotate by adding a new key first); default <data-dir>/secret.key, made on first start, when the database is the default SQLite file; give every process on a shared database the same file (env MOORING_SECRET_KEY_FILE)")
 	fs.StringVar(&c.tokenKey, "token-key-file", envDefault("token-key-file", ""), "PEM file with the ECDSA P-256 key registry tokens are signed with; default: a key generated once and kept in the database, shared by every process (env MOORING_TOKEN_KEY_FILE)")
 	quota := envDefault("namespace-quota", "0")
@@ -150,6 +156,12 @@ func parseFlags() (config, error) {
 	}
 	if c.quota, err = parseSize(quota); err != nil {
 		return c, fmt.Errorf("-namespace-quota %q: %w", quota, err)
+	}
+	if c.targets.Allow, err = remote.ParsePrefixes(allow); err != nil {
+		return c, fmt.Errorf("-upstream-allow: %w", err)
+	}
+	if c.targets.Deny, err = remote.ParsePrefixes(deny); err != nil {
+		return c, fmt.Errorf("-upstream-deny: %w", err)
 	}
 	if c.cacheMaxSize, err = parseSize(cacheMax); err != nil {
 		return c, fmt.Errorf("-cache-max-size %q: %w", cacheMax, err)
@@ -226,6 +238,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
+	remote.RestrictTargets(&c.targets)
 	secretKeys, err := readSecretKeys(c.secretFile)
 	if err != nil {
 		return err
