@@ -229,7 +229,7 @@ func (r *Remote) Validate() error {
 	}
 	u, err := url.Parse(r.URL)
 	if err != nil {
-		return bad("url", "%v", err)
+		return bad("url", "%s", urlError(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return bad("url", "scheme must be http or https, not %q", u.Scheme)
@@ -281,7 +281,7 @@ func (r *Remote) Validate() error {
 	if r.ProxyURL != "" {
 		p, err := url.Parse(r.ProxyURL)
 		if err != nil {
-			return bad("proxy_url", "%v", err)
+			return bad("proxy_url", "%s", urlError(err))
 		}
 		switch p.Scheme {
 		case "http", "https", "socks5", "socks5h":
@@ -506,4 +506,14 @@ func notFound(err error, format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{errdef.ErrNotFound}, args...)...)
 	}
 	return err
+}
+
+// urlError says what is wrong with a URL without repeating it: it may hold
+// credentials, which are never echoed.
+func urlError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return "is not a valid URL: " + ue.Err.Error()
+	}
+	return "is not a valid URL"
 }

@@ -26,6 +26,11 @@ func TestRemoteSecretsNeverEchoed(t *testing.T) {
 				t.Errorf("a secret came back: %s", s)
 			}
 		}
+		bad := e.call("POST", "/pulp/api/v3/remotes/docker/docker/", map[string]any{"name": "q", "url": "http://127.0.0.1:1", "upstream_name": "x",
+			"proxy_url": "http://proxyuser:proxy-s3cret@127.0.0.1:port"})
+		if bad.status != http.StatusBadRequest || strings.Contains(string(bad.body), "proxy-s3cret") {
+			t.Errorf("a bad proxy URL: %d %s; want 400 without the password", bad.status, bad.body)
+		}
 		if !strings.Contains(string(r.body), "proxyuser") {
 			t.Errorf("the proxy URL's user is gone too: %s", r.body)
 		}

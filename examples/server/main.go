@@ -239,6 +239,10 @@ func run() error {
 	defer stop()
 
 	remote.RestrictTargets(&c.targets)
+	// The data directory holds the database and keys: its owner's alone.
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return fmt.Errorf("-data-dir: %w", err)
+	}
 	secretKeys, err := readSecretKeys(c.secretFile)
 	if err != nil {
 		return err

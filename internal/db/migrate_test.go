@@ -2,6 +2,8 @@ package db_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -73,4 +75,25 @@ func TestMigrateFailureRollsBack(t *testing.T) {
 			t.Fatalf("after a failed migration the fixed one did not apply (half-applied state left?): %v", err)
 		}
 	})
+}
+
+// TestSQLiteFileMode: a new database file is its owner's alone, in a
+// directory only its owner enters.
+func TestSQLiteFileMode(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	path := filepath.Join(dir, "mooring.db")
+	d, err := db.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for p, want := range map[string]os.FileMode{path: 0o600, dir: 0o700} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s has mode %v, want %v", p, got, want)
+		}
+	}
 }
