@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -41,6 +43,28 @@ var userRoutes = map[string]bool{
 func requestUser(ctx context.Context) string {
 	u, _ := ctx.Value(userKey{}).(string)
 	return u
+}
+
+// errShown marks a request hideFromUser has answered.
+var errShown = errors.New("answered")
+
+// hideFromUser lets administrators through. To anybody else the REST API
+// shows nothing, so that nobody learns what exists: lists are empty,
+// objects not found, changes not permitted. (Roles act in the registry.)
+func (s *Server) hideFromUser(w http.ResponseWriter, r *http.Request, route string) error {
+	err := s.requireAdmin(r, "")
+	if err == nil {
+		return nil
+	}
+	read := r.Method == http.MethodGet || r.Method == http.MethodHead
+	switch {
+	case read && strings.HasSuffix(route, "-list"):
+		writeJSON(w, http.StatusOK, map[string]any{"count": 0, "next": nil, "previous": nil, "results": []any{}})
+		return errShown
+	case read && strings.HasSuffix(route, "-detail"):
+		return errdef.New(errdef.ErrNotFound, "not found")
+	}
+	return err
 }
 
 // requireAdmin refuses a request whose user is not an administrator;

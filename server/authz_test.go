@@ -115,18 +115,26 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 		}
 
-		// REST: administrators only, but for a user's own record.
+		// REST: administrators only, but for a user's own record; to
+		// others lists are empty and objects not found.
 		for _, p := range []string{"/pulp/api/v3/repositories/", "/pulp/api/v3/remotes/docker/docker/", "/pulp/api/v3/docker-distributions/",
 			"/pulp/api/v3/tasks/", "/pulp/api/v3/content/docker/manifests/", "/pulp/api/v3/users/"} {
-			for user, want := range map[string]int{"anonymous": 401, "owner": 403, "admin": 200} {
+			for user, want := range map[string]int{"anonymous": 401, "owner": 200, "admin": 200} {
 				opt := func(r *http.Request) { r.SetBasicAuth(user, creds[user]) }
 				if user == "anonymous" {
 					opt = noAuth
 				}
-				if got := e.call("GET", p, nil, opt).status; got != want {
-					t.Errorf("REST %s GET %s: %d, want %d", user, p, got, want)
+				r := e.call("GET", p, nil, opt)
+				if r.status != want {
+					t.Errorf("REST %s GET %s: %d, want %d", user, p, r.status, want)
+				}
+				if n, _ := r.json(t)["count"].(float64); user == "owner" && n != 0 {
+					t.Errorf("REST owner GET %s lists %v objects, want none", p, n)
 				}
 			}
+		}
+		if got := e.call("GET", href, nil, as("owner", creds["owner"])).status; got != http.StatusNotFound {
+			t.Errorf("REST owner reading a distribution: %d, want 404", got)
 		}
 		if got := e.call("POST", "/pulp/api/v3/repositories/", map[string]any{"name": "x"}, as("owner", creds["owner"])).status; got != http.StatusForbidden {
 			t.Errorf("REST owner creating a repository: %d, want 403", got)

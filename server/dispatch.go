@@ -37,7 +37,7 @@ func (s *Server) restHandler(name string, h handlerFunc) http.Handler {
 			if user, _, _ := r.BasicAuth(); err == nil {
 				r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
 				if !userRoutes[name] {
-					err = s.requireAdmin(r, "")
+					err = s.hideFromUser(w, r, name)
 				}
 			}
 		}
@@ -46,6 +46,9 @@ func (s *Server) restHandler(name string, h handlerFunc) http.Handler {
 		}
 		if err == nil {
 			err = h(w, r)
+		}
+		if errors.Is(err, errShown) {
+			err = nil
 		}
 		if err != nil {
 			s.renderRESTError(w, r, name, err)
