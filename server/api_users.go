@@ -37,6 +37,9 @@ type userKey struct{}
 var userRoutes = map[string]bool{
 	"docs": true, "users-detail": true, "users-update": true,
 	"user-roles-list": true, "user-roles-add": true, "user-roles-remove": true,
+	// Owners grant roles on what they own (mayGrant).
+	"distributions-add-role": true, "distributions-remove-role": true,
+	"repositories-add-role": true, "repositories-remove-role": true,
 }
 
 // requestUser is the user the dispatcher authenticated, "" for none.
@@ -280,5 +283,87 @@ func (s *Server) removeUserRole(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// Object-level roles in Pulp's shape: POST <object>/add_role/ and
+// remove_role/ with {"role": "...", "users": ["..."]}, GET list_roles/.
+
+type objectRolesJSON struct {
+	Role  string   `json:"role"`
+	Users []string `json:"users"`
+}
+
+// objectKind returns the role kind and object id of a distribution or
+// repository route.
+func objectKind(r *http.Request) (kind, id string) {
+	if strings.Contains(r.URL.Path, "/docker-distributions/") {
+		return mooring.KindDistribution, mux.Vars(r)["id"]
+	}
+	return mooring.KindRepository, mux.Vars(r)["id"]
+}
+
+func (s *Server) changeObjectRole(w http.ResponseWriter, r *http.Request, add bool) error {
+	kind, id := objectKind(r)
+	b, err := decodeBody(r)
+	if err != nil {
+		return err
+	}
+	role, users := b.str("role", true, false), b.strList("users")
+	if users == nil {
+		b.required("users")
+	}
+	if err := b.done(); err != nil {
+		return err
+	}
+	for _, u := range *users {
+		ro := mooring.Role{Username: u, Role: *role, Kind: kind, Object: id}
+		if err := s.mayGrant(r, ro); err != nil {
+			return err
+		}
+		if add {
+			err = s.users.AddRole(r.Context(), ro)
+		} else {
+			err = s.users.RemoveRole(r.Context(), ro)
+		}
+		if err != nil {
+			return onField(err, "users", errdef.ErrNotFound)
+		}
+	}
+	status := http.StatusCreated
+	if !add {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, objectRolesJSON{Role: *role, Users: *users})
+	return nil
+}
+
+func (s *Server) addObjectRole(w http.ResponseWriter, r *http.Request) error {
+	return s.changeObjectRole(w, r, true)
+}
+
+func (s *Server) removeObjectRole(w http.ResponseWriter, r *http.Request) error {
+	return s.changeObjectRole(w, r, false)
+}
+
+func (s *Server) listObjectRoles(w http.ResponseWriter, r *http.Request) error {
+	kind, id := objectKind(r)
+	roles, err := s.users.RolesOn(r.Context(), kind, id)
+	if err != nil {
+		return err
+	}
+	byRole := map[string][]string{}
+	var order []string
+	for _, ro := range roles {
+		if byRole[ro.Role] == nil {
+			order = append(order, ro.Role)
+		}
+		byRole[ro.Role] = append(byRole[ro.Role], ro.Username)
+	}
+	out := []objectRolesJSON{}
+	for _, role := range order {
+		out = append(out, objectRolesJSON{Role: role, Users: byRole[role]})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"roles": out})
 	return nil
 }

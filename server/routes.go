@@ -83,6 +83,12 @@ var apiRoutes = []route{
 	{"task-schedules-update", "/pulp/api/v3/task-schedules/" + idRe + "/", []string{"PUT", "PATCH"}, (*Server).updateSchedule},
 	{"task-schedules-delete", "/pulp/api/v3/task-schedules/" + idRe + "/", []string{"DELETE"}, (*Server).deleteSchedule},
 
+	{"distributions-add-role", "/pulp/api/v3/docker-distributions/" + idRe + "/add_role/", []string{"POST"}, (*Server).addObjectRole},
+	{"distributions-remove-role", "/pulp/api/v3/docker-distributions/" + idRe + "/remove_role/", []string{"POST"}, (*Server).removeObjectRole},
+	{"distributions-list-roles", "/pulp/api/v3/docker-distributions/" + idRe + "/list_roles/", []string{"GET", "HEAD"}, (*Server).listObjectRoles},
+	{"repositories-add-role", "/pulp/api/v3/repositories/" + idRe + "/add_role/", []string{"POST"}, (*Server).addObjectRole},
+	{"repositories-remove-role", "/pulp/api/v3/repositories/" + idRe + "/remove_role/", []string{"POST"}, (*Server).removeObjectRole},
+	{"repositories-list-roles", "/pulp/api/v3/repositories/" + idRe + "/list_roles/", []string{"GET", "HEAD"}, (*Server).listObjectRoles},
 	{"users-list", "/pulp/api/v3/users/", []string{"GET", "HEAD"}, (*Server).listUsers},
 	{"users-create", "/pulp/api/v3/users/", []string{"POST"}, (*Server).createUser},
 	{"users-detail", "/pulp/api/v3/users/" + userRe + "/", []string{"GET", "HEAD"}, (*Server).getUser},

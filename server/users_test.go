@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/uptrace/bun"
@@ -88,6 +89,40 @@ func TestUsersAPI(t *testing.T) {
 		}
 		if r := e.call("GET", "/pulp/api/v3/users/carol/", nil); r.status != http.StatusNotFound {
 			t.Errorf("carol after her deletion: %d", r.status)
+		}
+	})
+}
+
+// TestObjectRoles: add_role, remove_role and list_roles on a
+// distribution, Pulp's shape; an owner grants on what it owns.
+func TestObjectRoles(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
+		e := newEnv(t, db)
+		for _, u := range []string{"bob", "carol"} {
+			e.call("POST", "/pulp/api/v3/users/", map[string]any{"username": u, "password": u + "-password"})
+		}
+		_, repo := e.createRepo("team/app")
+		r := e.call("POST", "/pulp/api/v3/docker-distributions/", map[string]any{"name": "app", "base_path": "team/app", "repository": repo})
+		dist := r.json(t)["_href"].(string)
+		if r := e.call("POST", dist+"add_role/", map[string]any{"role": "owner", "users": []string{"bob"}}); r.status != http.StatusCreated {
+			t.Fatalf("add_role: %d %s", r.status, r.body)
+		}
+		bob := as("bob", "bob-password")
+		if r := e.call("POST", dist+"add_role/", map[string]any{"role": "consumer", "users": []string{"carol"}}, bob); r.status != http.StatusCreated {
+			t.Errorf("bob, owner, grants carol consumer: %d %s", r.status, r.body)
+		}
+		if r := e.call("POST", dist+"add_role/", map[string]any{"role": "owner", "users": []string{"bob"}}, as("carol", "carol-password")); r.status != http.StatusForbidden {
+			t.Errorf("carol, consumer, grants a role: %d, want 403", r.status)
+		}
+		r = e.call("GET", dist+"list_roles/", nil)
+		if r.status != http.StatusOK || !strings.Contains(string(r.body), `{"role":"consumer","users":["carol"]}`) {
+			t.Errorf("list_roles: %d %s", r.status, r.body)
+		}
+		if r := e.call("POST", dist+"remove_role/", map[string]any{"role": "consumer", "users": []string{"carol"}}, bob); r.status != http.StatusOK {
+			t.Errorf("remove_role: %d %s", r.status, r.body)
+		}
+		if r := e.call("POST", dist+"add_role/", map[string]any{"role": "owner", "users": []string{"nobody"}}); r.status != http.StatusBadRequest {
+			t.Errorf("a role for an unknown user: %d %s", r.status, r.body)
 		}
 	})
 }
