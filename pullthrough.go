@@ -285,6 +285,14 @@ func (p *pullThrough) refresh(ctx context.Context, v *distribution.View, referen
 	if !ptr.Wants(v.PullThrough.Upstream) {
 		return stale(errdef.New(errdef.ErrNameUnknown, "%s: %s does not serve upstream repository %q", v.BasePath, ptr, v.PullThrough.Upstream))
 	}
+	if local == nil {
+		// A pull that finished since v was resolved (the first of the
+		// name, say) may have recorded it: then it is fresh, and asks no
+		// upstream again.
+		if local, err = p.madeMeanwhile(ctx, v, reference); err != nil || local != nil {
+			return local, err
+		}
+	}
 	rm := ptr.Remote(v.BasePath, v.PullThrough.Upstream)
 	want := reference
 	if isTag && local != nil {
@@ -322,6 +330,44 @@ func (p *pullThrough) refresh(ctx context.Context, v *distribution.View, referen
 	}
 	log.Info("pull-through cache recorded a manifest", "digest", unit.Digest)
 	return unit, nil
+}
+
+// madeMeanwhile returns what reference names in the latest version of the
+// repository of v.BasePath, which may be newer than v's (or made since v
+// was resolved), when a pull recorded it freshly (a tag checked within the
+// TTL, or a digest); nil if none.
+func (p *pullThrough) madeMeanwhile(ctx context.Context, v *distribution.View, reference string) (*repository.Content, error) {
+	m := p.m
+	d, err := m.Distributions.ByBasePath(ctx, v.BasePath)
+	if err != nil || d.RepositoryID == nil {
+		return nil, nil
+	}
+	repo, err := m.Repositories.Repository(ctx, *d.RepositoryID)
+	if err != nil {
+		return nil, err
+	}
+	ref := repository.VersionRef{RepositoryID: repo.ID, Number: repo.LatestVersion}
+	var id int64
+	if dg, perr := digest.Parse(reference); perr == nil {
+		units, err := m.Repositories.InVersion(ctx, ref, dg, content.TypeManifest, content.TypeManifestList)
+		if err != nil || len(units) == 0 {
+			return nil, err
+		}
+		id = units[0].ID
+	} else {
+		if c, ok := p.check(v, reference); !ok || c.gone {
+			return nil, nil
+		}
+		tag, err := m.Repositories.Tag(ctx, ref, reference)
+		if errors.Is(err, errdef.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		id = tag.TaggedID
+	}
+	return m.Repositories.ContentByID(ctx, id)
 }
 
 // record stores doc (and tag, when not empty) in a new version of the

@@ -117,3 +117,30 @@ func BenchmarkVersionQueries(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLeaseBlobs leases and releases the blobs of a sync of the
+// bench data set (311 blobs) and of 10,000 blobs: what guarding a sync
+// against orphan cleanup adds to it.
+func BenchmarkLeaseBlobs(b *testing.B) {
+	for _, dialect := range dbtest.Dialects() {
+		for _, n := range []int{311, 10000} {
+			b.Run(fmt.Sprintf("%s/blobs=%d", dialect, n), func(b *testing.B) {
+				s := newStore(b, dbtest.Open(b, dialect))
+				ctx := context.Background()
+				ds := make([]digest.Digest, n)
+				for i := range ds {
+					ds[i] = digest.FromString(fmt.Sprint("lease", i))
+				}
+				for b.Loop() {
+					l, err := s.LeaseBlobs(ctx, ds)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := l.Release(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

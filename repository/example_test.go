@@ -94,3 +94,40 @@ func ExampleStore_DeleteVersion() {
 	// Output:
 	// version 2 holds 2 blobs and now adds 2
 }
+
+// ExampleStore_CopyTags promotes a tag from one repository to another:
+// the copy brings the manifest and its blobs, and removing the tag again
+// takes them away.
+func ExampleStore_CopyTags() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "mooring-example")
+	defer os.RemoveAll(dir)
+	d, _ := repository.Open(ctx, filepath.Join(dir, "mooring.db"))
+	defer d.Close()
+	s := repository.NewStore(d)
+
+	dev, _ := s.CreateRepository(ctx, "dev", "")
+	prod, _ := s.CreateRepository(ctx, "prod", "")
+	config := content.Blob{Digest: digest.FromString("config"), Size: 6, MediaType: content.MediaTypeOCIConfig}
+	raw := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"digest":%q,"size":6},"layers":[]}`,
+		content.MediaTypeOCIManifest, config.MediaType, config.Digest)
+	doc, _ := content.Parse(content.MediaTypeOCIManifest, []byte(raw))
+	blobs, _ := s.PutBlobs(ctx, []content.Blob{config})
+	manifest, _ := s.PutDocument(ctx, doc)
+	tag, _ := s.PutTag(ctx, "v1.0", manifest)
+	s.NewVersion(ctx, dev.ID, repository.Change{Add: []int64{blobs[0].ID, manifest.ID, tag.ID}})
+
+	v, err := s.CopyTags(ctx, prod.ID, repository.Source{RepositoryID: dev.ID}, []string{"v1.0"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	sum, _ := s.Summary(ctx, prod.ID, v.Number)
+	fmt.Println("prod version", v.Number, "holds", sum.Present)
+
+	v, _ = s.RemoveContent(ctx, prod.ID, []repository.UnitRef{{Type: tag.Type, ID: tag.UUID}})
+	sum, _ = s.Summary(ctx, prod.ID, v.Number)
+	fmt.Println("prod version", v.Number, "holds", sum.Present)
+	// Output:
+	// prod version 1 holds map[docker.manifest:1 docker.manifest-blob:1 docker.manifest-tag:1]
+	// prod version 2 holds map[]
+}

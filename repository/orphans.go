@@ -20,8 +20,8 @@ import (
 // first. Manifest lists come before manifests and are deleted in passes
 // until none goes, for an index may name indexes.
 var orphanLevels = []struct {
-	types []content.Type
-	guard string
+	types  []content.Type
+	guard  string
 	passes bool
 }{
 	{tagTypes, "", false},

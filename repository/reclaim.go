@@ -122,19 +122,24 @@ func (l *Lease) Release(ctx context.Context) error {
 // record older than staleDeletion belongs to a sweep that died and is
 // dropped.
 func (s *Store) awaitDeletions(ctx context.Context, ds []digest.Digest) error {
+	want := make(map[digest.Digest]bool, len(ds))
+	for _, d := range ds {
+		want[d] = true
+	}
 	wait := 10 * time.Millisecond
 	for {
-		var busy []blobDeletion
-		for chunk := range slices.Chunk(ds, batch) {
-			var got []blobDeletion
-			if err := s.db.NewSelect().Model(&got).Where("digest IN (?)", bun.In(chunk)).Scan(ctx); err != nil {
-				return err
-			}
-			busy = append(busy, got...)
+		// Deletions in flight are few (a batch per sweep running): read
+		// them all rather than look up each digest.
+		var all []blobDeletion
+		if err := s.db.NewSelect().Model(&all).Scan(ctx); err != nil {
+			return err
 		}
 		stale := time.Now().UTC().Add(-staleDeletion)
 		live := 0
-		for _, b := range busy {
+		for _, b := range all {
+			if !want[b.Digest] {
+				continue
+			}
 			if b.StartedAt.Before(stale) {
 				if _, err := s.db.NewDelete().Model((*blobDeletion)(nil)).
 					Where("digest = ? AND started_at < ?", b.Digest, stale).Exec(ctx); err != nil {
