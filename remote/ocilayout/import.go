@@ -155,6 +155,20 @@ func Import(ctx context.Context, repos *repository.Store, blobs BlobStore, repoI
 	docRep.SetTotal(int64(len(g.docs)))
 	docRep.Complete()
 	res := &ImportResult{Tags: len(g.tags), Manifests: len(g.docs), Blobs: len(g.blobs)}
+	// Leased before they are looked for in storage, until the version
+	// holds them: orphan cleanup deletes none meanwhile (see
+	// repository.Store.LeaseBlobs).
+	var stored []digest.Digest
+	for _, b := range g.blobs {
+		if !b.Foreign {
+			stored = append(stored, b.Digest)
+		}
+	}
+	lease, err := repos.LeaseBlobs(ctx, stored)
+	if err != nil {
+		return nil, err
+	}
+	defer lease.Release(context.WithoutCancel(ctx))
 	if err := copyBlobs(ctx, l.store, blobs, g.blobs, res, opts.Progress); err != nil {
 		return nil, err
 	}
