@@ -83,6 +83,8 @@ type Distribution struct {
 type Filter struct {
 	Name     string
 	BasePath string
+	// IDs, when not nil, keeps only these distributions (none when empty).
+	IDs []string
 	repository.Page
 }
 
@@ -145,6 +147,12 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Distribution, int, error)
 	}
 	if f.BasePath != "" {
 		q = q.Where("base_path = ?", f.BasePath)
+	}
+	if f.IDs != nil {
+		if len(f.IDs) == 0 {
+			return []Distribution{}, 0, nil
+		}
+		q = q.Where("id IN (?)", bun.In(f.IDs))
 	}
 	n, err := q.ScanAndCount(ctx)
 	if err != nil {

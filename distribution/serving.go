@@ -37,3 +37,13 @@ func (s *Store) InNamespace(ctx context.Context, ns string) ([]Distribution, err
 func likePrefix(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
+
+// Serving returns the distributions that serve repository repoID: its
+// latest version, or a version of it pinned.
+func (s *Store) Serving(ctx context.Context, repoID string) ([]Distribution, error) {
+	var out []Distribution
+	err := s.db.NewSelect().Model(&out).
+		Where("repository_id = ? OR repository_version_id IN (SELECT id FROM repository_versions WHERE repository_id = ?)", repoID, repoID).
+		Order("base_path").Scan(ctx)
+	return out, err
+}

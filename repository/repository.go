@@ -150,6 +150,8 @@ func (p Page) norm() (Page, error) {
 // RepositoryFilter selects repositories in ListRepositories.
 type RepositoryFilter struct {
 	Name string // exact name; "" for any
+	// IDs, when not nil, keeps only these repositories (none when empty).
+	IDs []string
 	Page
 }
 
@@ -229,6 +231,12 @@ func (s *Store) ListRepositories(ctx context.Context, f RepositoryFilter) ([]Rep
 	q := s.db.NewSelect().Model(&out).Order("name").Limit(int64(p.Limit)).Offset(int64(p.Offset))
 	if f.Name != "" {
 		q = q.Where("name = ?", f.Name)
+	}
+	if f.IDs != nil {
+		if len(f.IDs) == 0 {
+			return []Repository{}, 0, nil
+		}
+		q = q.Where("id IN (?)", bun.In(f.IDs))
 	}
 	n, err := q.ScanAndCount(ctx)
 	if err != nil {

@@ -152,6 +152,11 @@ func repositoryAction(kind string) func(*Server, http.ResponseWriter, *http.Requ
 		if err != nil {
 			return err
 		}
+		if a.Source != nil {
+			if err := s.requireRepo(r.Context(), s.scopedUser(r), a.Source.RepositoryID, mooring.PermRead); err != nil {
+				return objectMissing(err, "source_repository")
+			}
+		}
 		t, err := s.m.EnqueueAction(r.Context(), id, a, repoHref(id))
 		if err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/mooring-dev/mooring"
 	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/distribution"
 	"github.com/mooring-dev/mooring/repository"
@@ -52,6 +53,10 @@ func (s *Server) listDistributions(w http.ResponseWriter, r *http.Request) error
 	limit, offset := q.page()
 	f := distribution.Filter{Name: q.str("name"), BasePath: q.str("base_path"), Page: repository.Page{Limit: limit, Offset: offset}}
 	if err := q.done(); err != nil {
+		return err
+	}
+	var err error
+	if _, f.IDs, err = s.visible(r); err != nil {
 		return err
 	}
 	ds, n, err := s.dists.List(r.Context(), f)
@@ -125,8 +130,18 @@ func (s *Server) createDistribution(w http.ResponseWriter, r *http.Request) erro
 	if err := s.readDistribution(r.Context(), r, d); err != nil {
 		return err
 	}
+	user := s.scopedUser(r)
+	if err := s.mayServe(r.Context(), user, d); err != nil {
+		return err
+	}
 	if err := s.dists.Create(r.Context(), d); err != nil {
 		return err
+	}
+	if user != "" {
+		// A creator owns what it creates.
+		if err := s.users.AddRole(r.Context(), mooring.Role{Username: user, Role: mooring.RoleOwner, Kind: mooring.KindDistribution, Object: d.ID}); err != nil {
+			return err
+		}
 	}
 	return s.writeDistribution(w, r, http.StatusCreated, d)
 }
@@ -156,6 +171,9 @@ func (s *Server) updateDistribution(w http.ResponseWriter, r *http.Request) erro
 	if err := s.readDistribution(r.Context(), r, d); err != nil {
 		return err
 	}
+	if err := s.mayServe(r.Context(), s.scopedUser(r), d); err != nil {
+		return err
+	}
 	if err := s.dists.Update(r.Context(), d); err != nil {
 		return err
 	}
@@ -168,4 +186,33 @@ func (s *Server) deleteDistribution(w http.ResponseWriter, r *http.Request) erro
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// mayServe checks that user (empty: an administrator) may create d: it
+// needs to create under d's namespace and to change what d serves.
+func (s *Server) mayServe(ctx context.Context, user string, d *distribution.Distribution) error {
+	if user == "" {
+		return nil
+	}
+	if ok, err := s.m.Permissions().CreateDistribution(ctx, user, d.BasePath); err != nil || !ok {
+		return forbiddenOr(err)
+	}
+	repoID := ""
+	if d.RepositoryID != nil {
+		repoID = *d.RepositoryID
+	} else if d.RepositoryVersionID != nil {
+		v, err := s.repos.VersionByID(ctx, *d.RepositoryVersionID)
+		if err != nil {
+			return err
+		}
+		repoID = v.RepositoryID
+	}
+	if repoID == "" {
+		return nil
+	}
+	field := "repository"
+	if d.RepositoryID == nil {
+		field = "repository_version"
+	}
+	return objectMissing(s.requireRepo(ctx, user, repoID, mooring.PermWrite), field)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/mooring-dev/mooring"
 	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/remote"
 )
@@ -195,6 +196,9 @@ func (s *Server) syncRemote(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if _, err := s.repos.Repository(ctx, *repoID); err != nil {
+		return objectMissing(err, "repository")
+	}
+	if err := s.requireRepo(ctx, s.scopedUser(r), *repoID, mooring.PermWrite); err != nil {
 		return objectMissing(err, "repository")
 	}
 	args := remote.SyncArgs{Remote: rm.ID, Repository: *repoID, Mirror: mirror != nil && *mirror}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/mooring-dev/mooring"
 	"github.com/mooring-dev/mooring/content"
 	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/repository"
@@ -63,6 +64,10 @@ func (s *Server) listRepositories(w http.ResponseWriter, r *http.Request) error 
 	if err := q.done(); err != nil {
 		return err
 	}
+	var err error
+	if f.IDs, _, err = s.visible(r); err != nil {
+		return err
+	}
 	repos, n, err := s.repos.ListRepositories(r.Context(), f)
 	if err != nil {
 		return err
@@ -96,6 +101,12 @@ func (s *Server) createRepository(w http.ResponseWriter, r *http.Request) error 
 	repo, err := s.repos.CreateRepositoryWith(r.Context(), spec)
 	if err != nil {
 		return onField(err, "name", errdef.ErrConflict, errdef.ErrInvalid)
+	}
+	if user := s.scopedUser(r); user != "" {
+		// A creator owns what it creates.
+		if err := s.users.AddRole(r.Context(), mooring.Role{Username: user, Role: mooring.RoleOwner, Kind: mooring.KindRepository, Object: repo.ID}); err != nil {
+			return err
+		}
 	}
 	writeJSON(w, http.StatusCreated, repositoryView(repo))
 	return nil

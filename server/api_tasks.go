@@ -59,6 +59,9 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
 	if err := q.done(); err != nil {
 		return err
 	}
+	if user := s.scopedUser(r); user != "" {
+		f.CreatedBy = &user // users see the tasks they enqueued
+	}
 	ts, n, err := s.tasks.List(r.Context(), f)
 	if err != nil {
 		return err

@@ -59,6 +59,12 @@ func (s *Server) hideFromUser(w http.ResponseWriter, r *http.Request, route stri
 	if err == nil {
 		return nil
 	}
+	if rule, ok := restRules[route]; ok {
+		err = rule(s, r, requestUser(r.Context()))
+		if !errors.Is(err, errEmptyList) {
+			return err
+		}
+	}
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	switch {
 	case read && strings.HasSuffix(route, "-list"):

@@ -119,7 +119,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		// others lists are empty and objects not found.
 		for _, p := range []string{"/pulp/api/v3/repositories/", "/pulp/api/v3/remotes/docker/docker/", "/pulp/api/v3/docker-distributions/",
 			"/pulp/api/v3/tasks/", "/pulp/api/v3/content/docker/manifests/", "/pulp/api/v3/users/"} {
-			for user, want := range map[string]int{"anonymous": 401, "owner": 200, "admin": 200} {
+			for user, want := range map[string]int{"anonymous": 401, "norole": 200, "admin": 200} {
 				opt := func(r *http.Request) { r.SetBasicAuth(user, creds[user]) }
 				if user == "anonymous" {
 					opt = noAuth
@@ -128,13 +128,16 @@ func TestAuthorizationMatrix(t *testing.T) {
 				if r.status != want {
 					t.Errorf("REST %s GET %s: %d, want %d", user, p, r.status, want)
 				}
-				if n, _ := r.json(t)["count"].(float64); user == "owner" && n != 0 {
-					t.Errorf("REST owner GET %s lists %v objects, want none", p, n)
+				if n, _ := r.json(t)["count"].(float64); user == "norole" && n != 0 {
+					t.Errorf("REST norole GET %s lists %v objects, want none", p, n)
 				}
 			}
 		}
-		if got := e.call("GET", href, nil, as("owner", creds["owner"])).status; got != http.StatusNotFound {
-			t.Errorf("REST owner reading a distribution: %d, want 404", got)
+		if got := e.call("GET", href, nil, as("norole", creds["norole"])).status; got != http.StatusNotFound {
+			t.Errorf("REST norole reading a distribution: %d, want 404", got)
+		}
+		if got := e.call("GET", href, nil, as("consumer", creds["consumer"])).status; got != http.StatusOK {
+			t.Errorf("REST consumer of its namespace reading the distribution: %d, want 200", got)
 		}
 		if got := e.call("POST", "/pulp/api/v3/repositories/", map[string]any{"name": "x"}, as("owner", creds["owner"])).status; got != http.StatusForbidden {
 			t.Errorf("REST owner creating a repository: %d, want 403", got)

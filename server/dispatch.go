@@ -11,6 +11,7 @@ import (
 
 	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/distribution/registryapi"
+	"github.com/mooring-dev/mooring/task"
 )
 
 // handlerFunc is what every route runs: it parses, calls the SDK once and
@@ -35,7 +36,7 @@ func (s *Server) restHandler(name string, h handlerFunc) http.Handler {
 		if !publicRoutes[name] {
 			err = s.authenticate(r)
 			if user, _, _ := r.BasicAuth(); err == nil {
-				r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
+				r = r.WithContext(task.WithUser(context.WithValue(r.Context(), userKey{}, user), user))
 				if !userRoutes[name] {
 					err = s.hideFromUser(w, r, name)
 				}

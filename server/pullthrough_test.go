@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/uptrace/bun"
@@ -58,6 +59,13 @@ func TestOnDemandREST(t *testing.T) {
 		} {
 			if r := e.call("POST", "/pulp/api/v3/repositories/reclaim_space/", bad); r.status != http.StatusBadRequest {
 				t.Errorf("reclaim %v: %d %s, want 400", bad, r.status, r.body)
+			}
+		}
+		// The pull stores the layer as its download ends, which may be
+		// just after the client has it: reclaim what is stored.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, err := e.blobs.Stat(ctx, layer); err == nil {
+				break
 			}
 		}
 		rc := e.call("POST", "/pulp/api/v3/repositories/reclaim_space/", map[string]any{"repo_hrefs": []string{repoHref}})

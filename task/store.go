@@ -57,6 +57,7 @@ type taskRow struct {
 	CreatedResources string     `bun:"created_resources"`
 	WorkerID         string     `bun:"worker_id"`
 	CancelRequested  bool       `bun:"cancel_requested"`
+	CreatedBy        string     `bun:"created_by"`
 }
 
 type reservationRow struct {
@@ -78,6 +79,7 @@ func (r *taskRow) task() (*Task, error) {
 		Error:           r.Error,
 		WorkerID:        r.WorkerID,
 		CancelRequested: r.CancelRequested,
+		CreatedBy:       r.CreatedBy,
 	}
 	for _, f := range []struct {
 		name string
@@ -169,6 +171,7 @@ func (s *Store) Enqueue(ctx context.Context, spec Spec) (*Task, error) {
 		CreatedAt:        t.CreatedAt,
 		ProgressReports:  "[]",
 		CreatedResources: "[]",
+		CreatedBy:        UserFrom(ctx),
 	}
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
@@ -240,6 +243,9 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Task, int, error) {
 	}
 	if f.Name != "" {
 		q = q.Where("name = ?", f.Name)
+	}
+	if f.CreatedBy != nil {
+		q = q.Where("created_by = ?", *f.CreatedBy)
 	}
 	if f.Limit > 0 {
 		q = q.Limit(int64(f.Limit))

@@ -107,6 +107,9 @@ type Task struct {
 	// CreatedResources lists what the task created, such as the href of a
 	// new repository version.
 	CreatedResources []string `json:"created_resources"`
+	// CreatedBy is the user whose request enqueued the task (WithUser),
+	// empty for the system.
+	CreatedBy string `json:"-"`
 	// WorkerID is the worker that claimed the task; empty while waiting.
 	WorkerID string `json:"worker,omitempty"`
 	// CancelRequested is set when a running task has been asked to cancel
@@ -146,6 +149,8 @@ type Spec struct {
 
 // Filter selects tasks for Store.List. Zero fields do not filter.
 type Filter struct {
+	// CreatedBy, when not nil, keeps the tasks that user enqueued.
+	CreatedBy *string
 	// State keeps tasks in this state.
 	State State
 	// Name keeps tasks with this name.
@@ -168,4 +173,18 @@ func Migrate(ctx context.Context, db *bun.DB) error {
 		return err
 	}
 	return mooringdb.Migrate(ctx, db, mooringdb.Migrations{Set: "task", FS: sub})
+}
+
+type userKey struct{}
+
+// WithUser returns ctx naming user as the one on whose behalf tasks are
+// enqueued (Task.CreatedBy).
+func WithUser(ctx context.Context, user string) context.Context {
+	return context.WithValue(ctx, userKey{}, user)
+}
+
+// UserFrom returns the user WithUser named, or "".
+func UserFrom(ctx context.Context) string {
+	u, _ := ctx.Value(userKey{}).(string)
+	return u
 }
