@@ -145,6 +145,47 @@ func TestAuthorizationMatrix(t *testing.T) {
 		if got := e.call("GET", "/pulp/api/v3/users/owner/", nil, as("owner", creds["owner"])).status; got != http.StatusOK {
 			t.Errorf("REST owner reading itself: %d", got)
 		}
+
+		// REST routes on each distribution and the repository it serves,
+		// for every kind of user, public and private alike (REST follows
+		// roles; private concerns pulls). Columns follow `order`; the
+		// admin runs last so that what it deletes is gone for nobody else.
+		restAs := func(user, method, path string, body any) int {
+			opt := func(r *http.Request) { r.SetBasicAuth(user, creds[user]) }
+			if user == "anonymous" {
+				opt = noAuth
+			}
+			return e.call(method, path, body, opt).status
+		}
+		readC := []int{401, 404, 200, 200, 200, 200}
+		writeC := []int{401, 404, 403, 202, 202, 202}
+		ownC := []int{401, 404, 403, 403, 200, 200}
+		for _, name := range []string{"pub/app", "priv/app"} {
+			d := e.call("GET", "/pulp/api/v3/docker-distributions/?base_path="+name, nil).json(t)["results"].([]any)[0].(map[string]any)
+			dist, repo := d["_href"].(string), d["repository"].(string)
+			for _, c := range []struct {
+				method, path string
+				body         any
+				want         []int
+			}{
+				{"GET", dist, nil, readC},
+				{"GET", dist + "list_roles/", nil, readC},
+				{"PATCH", dist, map[string]any{"private": name == "priv/app"}, ownC},
+				{"GET", repo, nil, readC},
+				{"GET", repo + "versions/", nil, readC},
+				{"GET", repo + "versions/1/", nil, readC},
+				{"GET", "/pulp/api/v3/content/docker/manifests/?repository_version=" + repo + "versions/1/", nil, []int{401, 200, 200, 200, 200, 200}},
+				{"POST", repo + "modify/", map[string]any{"add_content_units": []string{}}, writeC},
+				{"POST", repo + "copy_tags/", map[string]any{"source_repository": repo}, writeC},
+				{"PATCH", repo, map[string]any{"description": "x"}, ownC},
+			} {
+				for i, user := range order {
+					if got := restAs(user, c.method, c.path, c.body); got != c.want[i] {
+						t.Errorf("REST %s %s %s: %d, want %d", user, c.method, c.path, got, c.want[i])
+					}
+				}
+			}
+		}
 	})
 }
 
