@@ -199,7 +199,7 @@ func newUpstream(r *Remote, policy RetryPolicy) (*upstream, error) {
 	rt := retry.NewTransport(tr)
 	rt.Policy = func() retry.Policy { return policy }
 	client := &auth.Client{
-		Client: &http.Client{Transport: retryAfterTransport{rt}},
+		Client: &http.Client{Transport: targetTransport{retryAfterTransport{rt}}},
 		Cache:  auth.NewCache(),
 		Header: http.Header{"User-Agent": {"mooring"}},
 	}

@@ -36,6 +36,15 @@ func TestTargets(t *testing.T) {
 	if res := f.sync(t, remote.New("local", "http://"+host, "library/hello"), remote.SyncOptions{}); res.Tags != 1 {
 		t.Errorf("allowed again: %d tags", res.Tags)
 	}
+	hosts, err := remote.ParseTargets("", "localhost, *.internal")
+	if err != nil || len(hosts.DenyHosts) != 2 {
+		t.Fatalf("ParseTargets: %+v, %v", hosts, err)
+	}
+	remote.RestrictTargets(hosts)
+	if _, err := f.syncer.Sync(ctx, r, f.repoID, remote.SyncOptions{}); !errors.Is(err, errdef.ErrDenied) {
+		t.Errorf("sync from a denied host name: %v, want ErrDenied", err)
+	}
+	remote.RestrictTargets(remote.DefaultTargets())
 	if _, err := remote.ParsePrefixes("10.0.0.0/8, nonsense"); err == nil {
 		t.Error("ParsePrefixes accepted nonsense")
 	}

@@ -112,9 +112,9 @@ func parseFlags() (config, error) {
 	heartbeat := envDefault("task-heartbeat", "5s")
 	fs.StringVar(&heartbeat, "task-heartbeat", heartbeat, "how often task workers prove they are alive; the same in every process (env MOORING_TASK_HEARTBEAT)")
 	allow := envDefault("upstream-allow", "")
-	fs.StringVar(&allow, "upstream-allow", allow, "networks (CIDR, comma-separated) remotes may connect to; empty: all but -upstream-deny (env MOORING_UPSTREAM_ALLOW)")
+	fs.StringVar(&allow, "upstream-allow", allow, "networks (CIDR), addresses, host names and *.suffix patterns (comma-separated) remotes may connect to; empty: all but -upstream-deny (env MOORING_UPSTREAM_ALLOW)")
 	deny := envDefault("upstream-deny", "169.254.0.0/16,fe80::/10")
-	fs.StringVar(&deny, "upstream-deny", deny, "networks (CIDR, comma-separated) remotes may not connect to, checked after name resolution; default link-local, where cloud metadata services answer; add 10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7 to forbid private ranges (env MOORING_UPSTREAM_DENY)")
+	fs.StringVar(&deny, "upstream-deny", deny, "networks (CIDR), addresses, host names and *.suffix patterns (comma-separated) remotes may not connect to, networks checked after name resolution; default link-local, where cloud metadata services answer; add 10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7 to forbid private ranges (env MOORING_UPSTREAM_DENY)")
 	fs.StringVar(&c.secretFile, "secret-key-file", envDefault("secret-key-file", ""), "file of base64 32-byte keys, one a line, sealing remote passwords, client keys and proxy URLs in the database (the first seals, all open; rotate by adding a new key first); default <data-dir>/secret.key, made on first start, when the database is the default SQLite file; give every process on a shared database the same file (env MOORING_SECRET_KEY_FILE)")
 	fs.StringVar(&c.tokenKey, "token-key-file", envDefault("token-key-file", ""), "PEM file with the ECDSA P-256 key registry tokens are signed with; default: a key generated once and kept in the database, shared by every process (env MOORING_TOKEN_KEY_FILE)")
 	quota := envDefault("namespace-quota", "0")
@@ -157,12 +157,11 @@ func parseFlags() (config, error) {
 	if c.quota, err = parseSize(quota); err != nil {
 		return c, fmt.Errorf("-namespace-quota %q: %w", quota, err)
 	}
-	if c.targets.Allow, err = remote.ParsePrefixes(allow); err != nil {
-		return c, fmt.Errorf("-upstream-allow: %w", err)
+	t, err := remote.ParseTargets(allow, deny)
+	if err != nil {
+		return c, fmt.Errorf("-upstream-allow/-upstream-deny: %w", err)
 	}
-	if c.targets.Deny, err = remote.ParsePrefixes(deny); err != nil {
-		return c, fmt.Errorf("-upstream-deny: %w", err)
-	}
+	c.targets = *t
 	if c.cacheMaxSize, err = parseSize(cacheMax); err != nil {
 		return c, fmt.Errorf("-cache-max-size %q: %w", cacheMax, err)
 	}
