@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,9 +53,10 @@ func listParams(r *http.Request) (n int, last string, err error) {
 
 const maxList = 1000
 
-// setNextLink sets the Link header to the next page when the page is full.
-func setNextLink(w http.ResponseWriter, r *http.Request, page []string, n int) {
-	if n == 0 || len(page) < n {
+// setNextLink sets the Link header to the next page when more follow the
+// page: a last page, full or not, has none.
+func setNextLink(w http.ResponseWriter, r *http.Request, page []string, n int, more bool) {
+	if n == 0 || len(page) == 0 || !more {
 		return
 	}
 	q := url.Values{"n": {strconv.Itoa(n)}, "last": {page[len(page)-1]}}
@@ -70,9 +72,14 @@ func (h *handler) getCatalog(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	paths := []string{}
+	more := false
 	if n > 0 {
-		if paths, err = h.registry.Catalog(r.Context(), n, last); err != nil {
+		// One more than the page, to know whether a next page exists.
+		if paths, err = h.registry.Catalog(r.Context(), n+1, last); err != nil {
 			return err
+		}
+		if more = len(paths) > n; more {
+			paths = paths[:n]
 		}
 		if f, ok := h.opts.Auth.(CatalogFilter); ok {
 			if paths, err = f.Visible(r, paths); err != nil {
@@ -80,7 +87,7 @@ func (h *handler) getCatalog(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	setNextLink(w, r, paths, n)
+	setNextLink(w, r, paths, n, more)
 	return writeJSON(w, http.StatusOK, map[string][]string{"repositories": paths})
 }
 
@@ -100,15 +107,14 @@ func (h *handler) getTags(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	start := 0
-	if last != "" {
-		// Tags are sorted: start after the first tag greater than last.
-		for start < len(all) && all[start] <= last {
-			start++
-		}
+	if r.URL.Query().Get("n") == "" {
+		n = len(all) // without n, every tag, as CNCF distribution answers
 	}
-	page := all[start:min(start+n, len(all))]
-	setNextLink(w, r, page, n)
+	// Tags are sorted: start after last.
+	start := sort.Search(len(all), func(i int) bool { return all[i] > last })
+	end := min(start+n, len(all))
+	page := all[start:end]
+	setNextLink(w, r, page, n, end < len(all))
 	return writeJSON(w, http.StatusOK, map[string]any{"name": v.BasePath, "tags": page})
 }
 
