@@ -66,6 +66,9 @@ func (run *syncRun) fetch(ctx context.Context, p *plan) (*fetched, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := fr.untagged(ctx, p.digests); err != nil {
+		return nil, err
+	}
 	if err := fr.children(ctx); err != nil {
 		return nil, err
 	}
@@ -116,6 +119,34 @@ func (fr *fetcher) tags(ctx context.Context, p *plan) ([]taggedDoc, error) {
 		})
 	}
 	return tagged, g.Wait()
+}
+
+// untagged fetches the documents the include patterns name by digest
+// (those stored already are read back); one the upstream does not have
+// fails the sync.
+func (fr *fetcher) untagged(ctx context.Context, digests []digest.Digest) error {
+	var missing []digest.Digest
+	for _, d := range digests {
+		e, err := fr.run.stored(ctx, d)
+		if err != nil {
+			return err
+		}
+		if e != nil {
+			fr.add(e)
+		} else {
+			missing = append(missing, d)
+		}
+	}
+	got, err := fr.byDigest(ctx, missing)
+	if err != nil {
+		return err
+	}
+	for _, d := range missing {
+		if got[d] == nil {
+			return &SyncError{Op: "fetch manifest", Ref: d.String(), Err: errdef.New(errdef.ErrNotFound, "the upstream has no manifest %s", d)}
+		}
+	}
+	return nil
 }
 
 // byDigest fetches the documents of digests and returns those it got. A

@@ -1,5 +1,11 @@
 package remote
 
+import (
+	"slices"
+
+	"github.com/opencontainers/go-digest"
+)
+
 // wantTag reports whether the remote's filters keep tag: it matches an
 // include pattern (IncludeTags or WhitelistTags; every tag when both are
 // empty) and no exclude pattern.
@@ -51,4 +57,17 @@ func match(pattern, s string) bool {
 		p++
 	}
 	return p == len(pattern)
+}
+
+// includedDigests are the entries of the include patterns that are
+// digests ("sha256:…"): manifests to sync whether or not a tag names
+// them. Tags cannot hold ':', so such an entry never matches a tag.
+func (r *Remote) includedDigests() []digest.Digest {
+	var out []digest.Digest
+	for _, p := range append(r.IncludeTags[:len(r.IncludeTags):len(r.IncludeTags)], r.WhitelistTags...) {
+		if d, err := digest.Parse(p); err == nil && !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
 }

@@ -25,6 +25,9 @@ type plan struct {
 	// tagReport counts tags whose document is known; the fetch stage
 	// finishes it.
 	tagReport *task.Report
+	// digests are manifests the include patterns name by digest, synced
+	// whether or not a tag names them.
+	digests []digest.Digest
 }
 
 // plannedTag is an upstream tag and what is known of it before any GET.
@@ -64,7 +67,7 @@ func (run *syncRun) plan(ctx context.Context) (*plan, error) {
 	for _, name := range have {
 		had[name] = true
 	}
-	p := &plan{tags: make([]plannedTag, len(names))}
+	p := &plan{tags: make([]plannedTag, len(names)), digests: run.r.includedDigests()}
 	p.tagReport = run.reports.start(CodeTags, "Processing tags", int64(len(names)))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(run.r.DownloadConcurrency)
