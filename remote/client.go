@@ -196,7 +196,7 @@ func newUpstream(r *Remote, policy RetryPolicy) (*upstream, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt := retry.NewTransport(tr)
+	rt := retry.NewTransport(throttleTransport{base: tr, t: throttleOf(r)})
 	rt.Policy = func() retry.Policy { return policy }
 	client := &auth.Client{
 		Client: &http.Client{Transport: targetTransport{retryAfterTransport{rt}}},

@@ -100,6 +100,13 @@ type Remote struct {
 	// client first pulls them, then stored; PolicyStreamed whenever a
 	// client pulls them, never stored.
 	Policy Policy `json:"policy" bun:"policy"`
+	// MaxBandwidth caps, in bytes per second, what all downloads through
+	// this remote together read, in every sync and on-demand fetch of this
+	// process; 0 is no cap.
+	MaxBandwidth int64 `json:"max_bandwidth" bun:"max_bandwidth"`
+	// RateLimit caps the requests per second made through this remote
+	// (Pulp's rate_limit); 0 is no cap.
+	RateLimit int `json:"rate_limit" bun:"rate_limit"`
 	// PullThroughID, when set, is the pull-through remote this remote was
 	// made from by a pull-through cache, which keeps its settings in step.
 	PullThroughID string    `json:"-" bun:"pull_through_id,nullzero"`
@@ -255,6 +262,12 @@ func (r *Remote) Validate() error {
 				return bad(field, "pattern %q must be 1 to 256 characters", p)
 			}
 		}
+	}
+	if r.MaxBandwidth < 0 {
+		return bad("max_bandwidth", "must not be negative")
+	}
+	if r.RateLimit < 0 {
+		return bad("rate_limit", "must not be negative")
 	}
 	if r.DownloadConcurrency < 1 || r.DownloadConcurrency > MaxDownloadConcurrency {
 		return bad("download_concurrency", "must be between 1 and %d, not %d", MaxDownloadConcurrency, r.DownloadConcurrency)

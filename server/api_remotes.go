@@ -29,6 +29,8 @@ type remoteJSON struct {
 	SSLValidation        bool     `json:"ssl_validation"`
 	ProxyURL             *string  `json:"proxy_url"`
 	Policy               string   `json:"policy"`
+	MaxBandwidth         int64    `json:"max_bandwidth"`
+	RateLimit            int      `json:"rate_limit"`
 }
 
 func nullable(s string) *string {
@@ -62,6 +64,8 @@ func remoteView(r *remote.Remote) remoteJSON {
 		SSLValidation:        r.SSLValidation(),
 		ProxyURL:             nullable(redactURL(r.ProxyURL)),
 		Policy:               string(r.Policy),
+		MaxBandwidth:         r.MaxBandwidth,
+		RateLimit:            r.RateLimit,
 	}
 }
 
@@ -111,6 +115,12 @@ func readRemote(r *http.Request, rm *remote.Remote) error {
 	}
 	if v := b.str("policy", false, false); v != nil {
 		rm.Policy = remote.Policy(*v)
+	}
+	if v := b.integer("max_bandwidth", 0, 1<<50); v != nil {
+		rm.MaxBandwidth = int64(*v)
+	}
+	if v := b.integer("rate_limit", 0, 1<<20); v != nil {
+		rm.RateLimit = *v
 	}
 	return b.done()
 }
