@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/distribution/registryapi"
 	"github.com/mooring-dev/mooring/task"
 )
@@ -36,10 +35,13 @@ func (s *Server) restHandler(name string, h handlerFunc) http.Handler {
 		if !publicRoutes[name] {
 			err = s.authenticate(r)
 			if user, _, _ := r.BasicAuth(); err == nil {
-				r = r.WithContext(task.WithUser(context.WithValue(r.Context(), userKey{}, user), user))
-				if !userRoutes[name] {
-					err = s.hideFromUser(w, r, name)
+				var admin bool
+				if admin, err = s.users.IsAdmin(r.Context(), user); err == nil {
+					r = r.WithContext(task.WithUser(context.WithValue(r.Context(), userKey{}, requester{user, admin}), user))
 				}
+			}
+			if err == nil && !userRoutes[name] {
+				err = s.hideFromUser(w, r, name)
 			}
 		}
 		if err == nil {
@@ -70,7 +72,7 @@ func (s *Server) renderRESTError(w http.ResponseWriter, r *http.Request, route s
 		return
 	}
 	status, detail := restStatus(err)
-	setRetryAfter(w, err)
+	registryapi.SetRetryAfter(w, err)
 	switch status {
 	case http.StatusInternalServerError:
 		s.log.ErrorContext(r.Context(), "api request failed", "route", route, "method", r.Method, "path", r.URL.Path, "err", err)
@@ -91,13 +93,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	w.Write(body)
-}
-
-// setRetryAfter sends the Retry-After header of an *errdef.RetryAfter in
-// err's chain.
-func setRetryAfter(w http.ResponseWriter, err error) {
-	var ra *errdef.RetryAfter
-	if errors.As(err, &ra) {
-		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (ra.After+time.Second-1)/time.Second))))
-	}
 }

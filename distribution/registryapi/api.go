@@ -233,10 +233,7 @@ func (h *handler) renderError(w http.ResponseWriter, r *http.Request, route stri
 	case status == http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", h.opts.Challenge)
 	}
-	var ra *errdef.RetryAfter
-	if errors.As(err, &ra) {
-		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (ra.After+time.Second-1)/time.Second))))
-	}
+	SetRetryAfter(w, err)
 	body, _ := json.Marshal(map[string]any{"errors": []map[string]any{{"code": code, "message": msg, "detail": nil}}})
 	hd := w.Header()
 	hd.Set("Content-Type", "application/json")
@@ -276,4 +273,13 @@ func checkQuery(q url.Values) error {
 		}
 	}
 	return nil
+}
+
+// SetRetryAfter sends the Retry-After header (whole seconds, at least 1)
+// of an *errdef.RetryAfter in err's chain, if there is one.
+func SetRetryAfter(w http.ResponseWriter, err error) {
+	var ra *errdef.RetryAfter
+	if errors.As(err, &ra) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (ra.After+time.Second-1)/time.Second))))
+	}
 }
