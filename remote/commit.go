@@ -51,13 +51,11 @@ func (run *syncRun) commitOnce(ctx context.Context, rep *task.Report, f *fetched
 	if err != nil {
 		return nil, err
 	}
-	var remove []int64
-	if mirror {
-		if remove, err = run.stale(ctx, add); err != nil {
-			return nil, &SyncError{Op: "create version", Ref: run.repoID, Err: err}
-		}
-	}
-	v, err := run.s.Repos.NewVersion(ctx, run.repoID, repository.Change{Add: add, Remove: remove})
+	// A mirror's version holds exactly what the sync found; what to remove
+	// is read under the repository's lock, so that content added since the
+	// sync began goes too, whole, rather than losing what it shares with
+	// content the sync drops.
+	v, err := run.s.Repos.NewVersion(ctx, run.repoID, repository.Change{Add: add, Exact: mirror})
 	switch {
 	case errors.Is(err, repository.ErrNoChange):
 		v = nil
@@ -79,25 +77,6 @@ func (f *fetched) forgetUnits() {
 	for _, e := range slices.Concat(f.manifests, f.lists) {
 		e.unit = nil
 	}
-}
-
-// stale returns the ids of the units of the latest version as the sync
-// began that are not in keep: what a mirror sync removes.
-func (run *syncRun) stale(ctx context.Context, keep []int64) ([]int64, error) {
-	kept := make(map[int64]bool, len(keep))
-	for _, id := range keep {
-		kept[id] = true
-	}
-	var ids []int64
-	for c, err := range run.s.Repos.Contents(ctx, repository.ContentFilter{In: &run.latest}) {
-		if err != nil {
-			return nil, err
-		}
-		if !kept[c.ID] {
-			ids = append(ids, c.ID)
-		}
-	}
-	return ids, nil
 }
 
 // storeUnits records blobs, manifests, lists and tags, and returns the ids

@@ -279,3 +279,76 @@ func TestRemoveKeepsShared(t *testing.T) {
 		}
 	})
 }
+
+// TestNewVersionKeepsTagsWhole: a change removing a manifest also removes
+// the tags that name it, even tags added after the change was prepared;
+// a change needing a unit the latest version no longer holds makes no
+// version and says which unit is gone.
+func TestNewVersionKeepsTagsWhole(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, d *bun.DB) {
+		ctx := context.Background()
+		s := newStore(t, d)
+		repo, err := s.CreateRepository(ctx, "whole", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := putImage(t, s, "whole")
+		tag, err := s.PutTag(ctx, "v1", img.manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add := []int64{img.manifest.ID, tag.ID}
+		for _, b := range img.blobs {
+			add = append(add, b.ID)
+		}
+		if _, err := s.NewVersion(ctx, repo.ID, repository.Change{Add: add}); err != nil {
+			t.Fatal(err)
+		}
+		v2, err := s.NewVersion(ctx, repo.ID, repository.Change{Remove: []int64{img.manifest.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := holds(t, s, repo.ID, v2.Number); slices.ContainsFunc(got, func(h string) bool { return strings.HasPrefix(h, "v1=") }) {
+			t.Errorf("version %d holds %v: the tag outlived its manifest", v2.Number, got)
+		}
+		_, err = s.NewVersion(ctx, repo.ID, repository.Change{Add: []int64{tag.ID}, Need: []int64{img.manifest.ID}})
+		if !errors.Is(err, repository.ErrGone) || !errors.Is(err, errdef.ErrConflict) || !strings.Contains(err.Error(), img.manifest.Digest.String()) {
+			t.Errorf("a change needing a removed manifest: %v, want ErrGone naming %s", err, img.manifest.Digest)
+		}
+		if n := latestOf(t, s, repo.ID); n != v2.Number {
+			t.Errorf("latest version %d after a refused change, want %d", n, v2.Number)
+		}
+	})
+}
+
+// TestExactChange: an exact change leaves the new version holding exactly
+// its units, whatever the latest version held, and refuses a base or
+// removals.
+func TestExactChange(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, d *bun.DB) {
+		ctx := context.Background()
+		s := newStore(t, d)
+		repo, err := s.CreateRepository(ctx, "exact", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := putImage(t, s, "exact-a"), putImage(t, s, "exact-b")
+		if _, err := s.NewVersion(ctx, repo.ID, repository.Change{Add: append(a.ids(), b.ids()...)}); err != nil {
+			t.Fatal(err)
+		}
+		v, err := s.NewVersion(ctx, repo.ID, repository.Change{Add: b.ids(), Exact: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := holds(t, s, repo.ID, v.Number), closure(b); !slices.Equal(got, want) {
+			t.Errorf("exact version holds %v, want %v", got, want)
+		}
+		if _, err := s.NewVersion(ctx, repo.ID, repository.Change{Add: b.ids(), Exact: true}); !errors.Is(err, repository.ErrNoChange) {
+			t.Errorf("the same exact change again: %v, want ErrNoChange", err)
+		}
+		base := 1
+		if _, err := s.NewVersion(ctx, repo.ID, repository.Change{Add: a.ids(), Exact: true, Base: &base}); !errors.Is(err, errdef.ErrInvalid) {
+			t.Errorf("an exact change from a base: %v, want ErrInvalid", err)
+		}
+	})
+}

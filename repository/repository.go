@@ -15,6 +15,7 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
 	"time"
@@ -33,6 +34,10 @@ var (
 	// ErrNoChange is returned by NewVersion when the change would leave the
 	// content exactly as in the latest version; no version is created.
 	ErrNoChange = errors.New("no change")
+	// ErrGone is returned by NewVersion when a unit the change needs
+	// (Change.Need) is no longer in the latest version; it wraps
+	// errdef.ErrConflict.
+	ErrGone = fmt.Errorf("%w: needed content was removed meanwhile", errdef.ErrConflict)
 )
 
 //go:embed migrations/*.sql

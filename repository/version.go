@@ -36,13 +36,24 @@ type Change struct {
 	// Base, when set, is the number of the version to start from instead of
 	// the latest.
 	Base *int
+	// Need are units that must be in the latest version when the change is
+	// applied, checked under the repository's lock: the children a pushed
+	// manifest list was found to have a moment before. When one is not,
+	// the change fails with ErrGone and nothing is written. Need is not
+	// allowed with Base.
+	Need []int64
+	// Exact makes the new version hold exactly Add: every other unit of
+	// the latest version is removed, read under the repository's lock, so
+	// that what was added since the caller looked goes too (a mirror
+	// sync). Exact is not allowed with Base or Remove.
+	Exact bool
 }
 
 // NewVersion creates the next version of a repository from a change, in one
 // transaction; it costs O(len(Add)+len(Remove)) when Base is nil.
 //
 // Adding a tag replaces any tag of the same name: a tag name is unique
-// within a version. A unit both added and removed is errdef.ErrInvalid; an id that
+// within a version. Removing a manifest or list removes the tags naming it. A unit both added and removed is errdef.ErrInvalid; an id that
 // is not a stored unit is errdef.ErrNotFound. When the result equals the latest
 // version, no version is made and the error is ErrNoChange.
 func (s *Store) NewVersion(ctx context.Context, repoID string, ch Change) (*Version, error) {
@@ -86,8 +97,14 @@ func (s *Store) newVersion(ctx context.Context, repoID string, ch Change) (*Vers
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := s.checkNeed(ctx, repo, ch); err != nil {
+		return nil, 0, err
+	}
 	d, err := s.resolveChange(ctx, repo, ch)
 	if err != nil {
+		return nil, 0, err
+	}
+	if err := s.untagRemoved(ctx, repo.ID, d); err != nil {
 		return nil, 0, err
 	}
 	counts, err := s.latestCounts(ctx, repo)
@@ -159,6 +176,20 @@ func (s *Store) resolveChange(ctx context.Context, repo *Repository, ch Change) 
 			return nil, err
 		}
 	}
+	if ch.Exact {
+		if ch.Base != nil || len(ch.Remove) > 0 {
+			return nil, errdef.New(errdef.ErrInvalid, "an exact change neither starts from another version nor removes")
+		}
+		live, err := s.memberIDs(ctx, repo.ID, repo.LatestVersion)
+		if err != nil {
+			return nil, err
+		}
+		for id := range live {
+			if !d.inAdd[id] {
+				d.removeUnit(id)
+			}
+		}
+	}
 	var err error
 	if d.types, err = s.contentTypes(ctx, d.add); err != nil {
 		return nil, err
@@ -192,6 +223,59 @@ func (s *Store) rebase(ctx context.Context, repo *Repository, base int, d *delta
 	for id := range inBase {
 		if !latest[id] && !d.inRemove[id] {
 			d.addUnit(id)
+		}
+	}
+	return nil
+}
+
+// checkNeed is ErrGone when a unit of ch.Need is not in repo's latest
+// version; the caller holds repo's lock.
+func (s *Store) checkNeed(ctx context.Context, repo *Repository, ch Change) error {
+	if len(ch.Need) == 0 {
+		return nil
+	}
+	if ch.Base != nil {
+		return errdef.New(errdef.ErrInvalid, "a change that needs units cannot start from another version")
+	}
+	live, err := s.liveAmong(ctx, repo.ID, ch.Need)
+	if err != nil {
+		return err
+	}
+	for _, id := range ch.Need {
+		if !live[id] {
+			c, err := s.ContentByID(ctx, id)
+			if err != nil {
+				return fmt.Errorf("%w: content %d", ErrGone, id)
+			}
+			return fmt.Errorf("%w: %s %s is no longer in repository %q", ErrGone, c.Type, c.Digest, repo.Name)
+		}
+	}
+	return nil
+}
+
+// untagRemoved removes the live tags naming a manifest or list that d
+// removes and does not add back: no version holds a tag whose manifest it
+// lacks, whoever tagged it while the change was being prepared.
+func (s *Store) untagRemoved(ctx context.Context, repoID string, d *delta) error {
+	if len(d.remove) == 0 {
+		return nil
+	}
+	for chunk := range slices.Chunk(d.remove, batch) {
+		var tags []int64
+		err := s.db.NewSelect().TableExpr("repository_contents AS rc").
+			ColumnExpr("rc.content_id").
+			Join("JOIN contents AS c ON c.id = rc.content_id").
+			Where("rc.repository_id = ? AND rc.version_removed IS NULL", repoID).
+			Where("rc.content_type IN (?, ?)", content.TypeManifestTag, content.TypeManifestListTag).
+			Where("c.tagged_id IN (?)", bun.In(chunk)).
+			Scan(ctx, &tags)
+		if err != nil {
+			return err
+		}
+		for _, id := range tags {
+			if !d.inAdd[id] {
+				d.removeUnit(id)
+			}
 		}
 	}
 	return nil

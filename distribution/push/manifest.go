@@ -89,9 +89,10 @@ func (s *Service) PutManifest(ctx context.Context, name string, m Manifest) (*Pu
 }
 
 // commitManifest records doc, the blobs it uses and its tags, and makes
-// the version that holds them with add, in one transaction: orphan
+// the version that holds them with the children (of a list), in one
+// transaction, the children still in the repository: orphan
 // cleanup never sees the units between their writing and the version.
-func (s *Service) commitManifest(ctx context.Context, name, repoID string, doc content.Document, add []int64, blobs []content.Blob, tags []string) (*repository.Content, *repository.Version, error) {
+func (s *Service) commitManifest(ctx context.Context, name, repoID string, doc content.Document, children []int64, blobs []content.Blob, tags []string) (*repository.Content, *repository.Version, error) {
 	// In digest order, so that concurrent pushes sharing blobs take their
 	// rows' locks in one order.
 	sorted := slices.Clone(blobs)
@@ -103,7 +104,7 @@ func (s *Service) commitManifest(ctx context.Context, name, repoID string, doc c
 		if err != nil {
 			return err
 		}
-		add := append(slices.Clone(add), ids(units)...)
+		add := append(slices.Clone(children), ids(units)...)
 		if unit, err = tx.PutDocument(ctx, doc); err != nil {
 			return err
 		}
@@ -115,11 +116,18 @@ func (s *Service) commitManifest(ctx context.Context, name, repoID string, doc c
 			}
 			add = append(add, tag.ID)
 		}
-		v, err = tx.NewVersion(ctx, repoID, repository.Change{Add: add})
+		// The children of a list were found in the latest version before
+		// the repository was locked: a removal may have taken them (and
+		// what only they used) since, and adding them back alone would
+		// leave a manifest without its blobs.
+		v, err = tx.NewVersion(ctx, repoID, repository.Change{Add: add, Need: children})
 		return err
 	})
-	if errors.Is(err, repository.ErrNoChange) {
+	switch {
+	case errors.Is(err, repository.ErrNoChange):
 		v, err = nil, nil
+	case errors.Is(err, repository.ErrGone):
+		err = errdef.New(errdef.ErrManifestBlobUnknown, "%v", err)
 	}
 	s.registry.Forget(name)
 	return unit, v, err

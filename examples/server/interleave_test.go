@@ -11,7 +11,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -154,13 +156,25 @@ func interleave(t *testing.T, procs []*serverProc, upstream string, db *bun.DB, 
 		must(c.must(ctx, "POST", "/pulp/api/v3/docker-distributions/", map[string]any{"name": name, "base_path": "il/" + name, "repository": r["_href"]}))
 	}
 
+	// Past the deadline the workers go on, up to three times as long, until
+	// some cleanup has deleted a blob: on a loaded machine a short run may
+	// not have reclaimed anything yet, and would then prove nothing.
 	deadline := time.Now().Add(interleaveFor)
+	hardDeadline := time.Now().Add(3 * interleaveFor)
+	more := func() bool {
+		now := time.Now()
+		return ctx.Err() == nil && (now.Before(deadline) || il.cleaned[1].Load() == 0 && now.Before(hardDeadline))
+	}
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				if err := il.step(ctx, rng); err != nil {
+			for more() {
+				step := il.step
+				if w == 0 && time.Now().After(deadline) {
+					step = il.orphan
+				}
+				if err := step(ctx, rng); err != nil {
 					t.Error(err)
 				}
 			}
@@ -191,7 +205,7 @@ func interleave(t *testing.T, procs []*serverProc, upstream string, db *bun.DB, 
 	if tk, err := c.run(ctx, "/pulp/api/v3/orphans/cleanup/", map[string]any{"orphan_protection_time": 0}); err != nil || taskError(tk) != "" {
 		t.Fatalf("final cleanup: %v %v", err, tk)
 	}
-	il.checkPulls(ctx, c)
+	il.checkPulls(ctx, c, db)
 	checkStorage(ctx, t, db, blobDir)
 }
 
@@ -341,6 +355,29 @@ func (il *interleaving) retain(ctx context.Context, rng *rand.Rand, c *api) erro
 	return err
 }
 
+// orphan makes orphans for cleanup to reclaim while the other workers go
+// on: it empties a promotion repository and deletes its older versions,
+// then runs a cleanup.
+func (il *interleaving) orphan(ctx context.Context, rng *rand.Rand) error {
+	c := il.apis[rng.IntN(len(il.apis))]
+	il.ops.Add(1)
+	il.count("orphan")
+	repo := il.repos[2+rng.IntN(2)]
+	if err := il.accepted(ctx, c, "POST", repo+"remove/", map[string]any{"content_units": []string{"*"}}); err != nil {
+		return err
+	}
+	versions, err := c.results(ctx, repo+"versions/")
+	if err != nil {
+		return err
+	}
+	for _, v := range versions[1:] {
+		if err := il.accepted(ctx, c, "DELETE", v["_href"].(string), nil); err != nil {
+			return err
+		}
+	}
+	return il.cleanup(ctx, rng, c)
+}
+
 func (il *interleaving) deleteVersion(ctx context.Context, rng *rand.Rand, c *api) error {
 	repos := il.repositories()
 	repo := repos[rng.IntN(len(repos))]
@@ -484,7 +521,7 @@ func (il *interleaving) action(ctx context.Context, rng *rand.Rand, c *api) erro
 // turn, every manifest and list of every version of every repository,
 // and every blob of each manifest and child of each list, each checked
 // against its digest.
-func (il *interleaving) checkPulls(ctx context.Context, c *api) {
+func (il *interleaving) checkPulls(ctx context.Context, c *api, db *bun.DB) {
 	t := il.t
 	repos, err := c.results(ctx, "/pulp/api/v3/repositories/")
 	if err != nil {
@@ -522,12 +559,57 @@ func (il *interleaving) checkPulls(ctx context.Context, c *api) {
 					blobs += n
 					if err != nil {
 						t.Errorf("%s (%s): %v", vhref, repo["name"], err)
+						diagnose(ctx, t, db, repo["_href"].(string), d["digest"].(string), err)
 					}
 				}
 			}
 		}
 	}
 	t.Logf("checked %d versions of %d repositories: %d manifests and lists, %d blobs, every digest verified", versions, len(repos), manifests, blobs)
+}
+
+// diagnose logs, for a pull that failed, the membership history in the
+// repository of the manifest and of the blob the error names, so that a
+// failure says whether the version lost a unit or storage lost bytes.
+func diagnose(ctx context.Context, t *testing.T, db *bun.DB, repoHref, manifest string, pullErr error) {
+	repoID := path.Base(strings.TrimSuffix(repoHref, "/"))
+	digests := []string{manifest}
+	if m := regexp.MustCompile(`blob (sha256:[0-9a-f]{64})`).FindStringSubmatch(pullErr.Error()); m != nil {
+		digests = append(digests, m[1])
+	}
+	for _, d := range digests {
+		var rows []struct {
+			ID      int64     `bun:"id"`
+			Type    string    `bun:"type"`
+			Created time.Time `bun:"created_at"`
+			Added   *int      `bun:"version_added"`
+			Removed *int      `bun:"version_removed"`
+		}
+		err := db.NewSelect().TableExpr("contents AS c").
+			ColumnExpr("c.id, c.type, c.created_at, rc.version_added, rc.version_removed").
+			Join("LEFT JOIN repository_contents AS rc ON rc.content_id = c.id AND rc.repository_id = ?", repoID).
+			Where("c.digest = ?", d).OrderExpr("c.id, rc.version_added").Scan(ctx, &rows)
+		if err != nil {
+			t.Logf("diagnose %s: %v", d, err)
+			continue
+		}
+		for _, r := range rows {
+			t.Logf("diagnose %s: unit %d %s created %s, in repository %s from %v to %v", d, r.ID, r.Type, r.Created.Format(time.StampMicro), repoID, deref(r.Added), deref(r.Removed))
+		}
+		if len(rows) == 0 {
+			t.Logf("diagnose %s: no unit", d)
+		}
+	}
+	var versions []int
+	_ = db.NewSelect().Table("repository_versions").Column("number").Where("repository_id = ?", repoID).Order("number").Scan(ctx, &versions)
+	t.Logf("diagnose: repository %s has versions %v", repoID, versions)
+}
+
+func deref(p *int) any {
+	if p == nil {
+		return "-"
+	}
+	return *p
 }
 
 // pullVerified GETs manifest d from base on host, then its config and
