@@ -1,0 +1,445 @@
+package remote_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/uptrace/bun"
+
+	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/internal/dbtest"
+	"github.com/mooring-dev/mooring/internal/regtest"
+	"github.com/mooring-dev/mooring/internal/testproc"
+	"github.com/mooring-dev/mooring/remote"
+	"github.com/mooring-dev/mooring/repository"
+)
+
+// Artifact types the tests attach.
+const (
+	cosignSigType = "application/vnd.dev.cosign.artifact.sig.v1+json"
+	notaryType    = "application/vnd.cncf.notary.signature"
+	bundleType    = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	sbomType      = "application/spdx+json"
+)
+
+// TestSyncSignaturesTagSchema syncs signed images from CNCF distribution
+// 2.8, which has no referrers API: referrers attached by oras are found
+// through the referrers tag schema, cosign's companion tags by name.
+func TestSyncSignaturesTagSchema(t *testing.T) {
+	host := regtest.StartDistribution(t)
+	oras := requireOras(t)
+	ctx := context.Background()
+	const repo = "team/app"
+	push := func(tag string) ocispec.Descriptor {
+		d, err := regtest.PushImage(ctx, host, repo, tag, regtest.ImageOpts{Seed: tag, Format: regtest.OCI})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	v1, v2, dev, plain := push("v1"), push("v2"), push("dev"), push("plain")
+	sig1 := pushCompanion(t, host, repo, v1.Digest, ".sig")
+	att1 := pushCompanion(t, host, repo, v1.Digest, ".att")
+	sigDev := pushCompanion(t, host, repo, dev.Digest, ".sig")
+	at := func(d digest.Digest) string { return host + "/" + repo + "@" + d.String() }
+	notary := attach(t, oras, at(v2.Digest), notaryType, "notary")
+	sbom := attach(t, oras, at(v1.Digest), sbomType, "sbom of v1")
+	sbomSig := attach(t, oras, at(sbom.digest), cosignSigType, "signature of the sbom")
+	devSBOM := attach(t, oras, at(dev.Digest), sbomType, "sbom of dev")
+	plainSBOM := attach(t, oras, at(plain.Digest), sbomType, "sbom of plain") // an SBOM is no signature
+	if tags := upstreamTags(t, host, repo); !slices.Contains(tags, referrersTag(v2.Digest)) {
+		t.Fatalf("oras attach made no referrers tag on docker-registry; tags %v", tags)
+	}
+
+	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
+		reqs := &counter{n: map[string]int{}, h: proxyTo(t, host)}
+		url := serve(t, reqs)
+
+		// Tag filters that drop every sha256-… tag: the companions of v1
+		// come all the same, dev's (dev is not synced) do not.
+		f := newFixture(t, db)
+		r := remote.New("dist", url, repo)
+		r.IncludeTags = []string{"v*"}
+		res := f.sync(t, r, remote.SyncOptions{})
+		wantTags := map[string]digest.Digest{"v1": v1.Digest, "v2": v2.Digest,
+			companionTag(v1.Digest, ".sig"): sig1.Digest, companionTag(v1.Digest, ".att"): att1.Digest}
+		checkTags(t, f, wantTags)
+		if res.Manifests != 7 || res.Referrers != 5 {
+			t.Errorf("synced %d manifests, %d as referrers; want v1, v2, 2 companions and 3 referrers", res.Manifests, res.Referrers)
+		}
+		checkReferrers(t, f, v1.Digest, sbom.digest)
+		checkReferrers(t, f, v2.Digest, notary.digest)
+		checkReferrers(t, f, sbom.digest, sbomSig.digest)
+		checkAbsent(t, f, sigDev.Digest, devSBOM.digest, plainSBOM.digest, dev.Digest)
+		f.checkBlob(t, sbom.layer, strings.NewReader("sbom of v1"))
+
+		// A resync reads the three referrers indexes, and nothing changes.
+		reqs.reset()
+		res = f.sync(t, r, remote.SyncOptions{})
+		if res.Version != nil || res.ManifestRequests != 0 || reqs.get("GET blobs") != 0 {
+			t.Errorf("resync: version %v, %d manifest GETs, %d blob GETs", res.Version, res.ManifestRequests, reqs.get("GET blobs"))
+		}
+		if n := reqs.get("GET manifests"); n != 3 {
+			t.Errorf("resync made %d manifest GETs, want one per referrers index (v1, v2, the sbom)", n)
+		}
+
+		// sync_referrers=false: a mirror sync leaves them out.
+		r.SkipReferrers = true
+		res = f.sync(t, r, remote.SyncOptions{Mirror: true})
+		checkTags(t, f, map[string]digest.Digest{"v1": v1.Digest, "v2": v2.Digest})
+		if res.Manifests != 2 || res.Referrers != 0 {
+			t.Errorf("without referrers: %d manifests, %d referrers", res.Manifests, res.Referrers)
+		}
+		checkReferrers(t, f, v1.Digest)
+		checkAbsent(t, f, sig1.Digest, att1.Digest, sbom.digest, notary.digest)
+
+		// signed_only without filters: plain (an SBOM only) and the
+		// referrers tags (indexes, unsigned) are skipped.
+		f = f.another(t, "signed")
+		r = remote.New("dist", url, repo)
+		res = f.sync(t, r, remote.SyncOptions{SignedOnly: true})
+		checkTags(t, f, map[string]digest.Digest{"v1": v1.Digest, "v2": v2.Digest, "dev": dev.Digest,
+			companionTag(v1.Digest, ".sig"): sig1.Digest, companionTag(v1.Digest, ".att"): att1.Digest,
+			companionTag(dev.Digest, ".sig"): sigDev.Digest})
+		if res.Unsigned != 6 || res.Referrers != 7 {
+			t.Errorf("signed only: %d skipped, %d referrers; want plain and 5 referrers tags skipped, 7 referrers", res.Unsigned, res.Referrers)
+		}
+		checkAbsent(t, f, plain.Digest, plainSBOM.digest)
+		checkReferrers(t, f, dev.Digest, devSBOM.digest)
+
+		// signed_only without referrers: companion tags are then ordinary
+		// tags, unsigned, but v2's notary signature still counts.
+		f = f.another(t, "signed-only")
+		r.SkipReferrers = true
+		res = f.sync(t, r, remote.SyncOptions{SignedOnly: true})
+		checkTags(t, f, map[string]digest.Digest{"v1": v1.Digest, "v2": v2.Digest, "dev": dev.Digest})
+		if res.Manifests != 3 {
+			t.Errorf("signed only without referrers: %d manifests, want 3", res.Manifests)
+		}
+	})
+}
+
+// TestSyncSignaturesAPI syncs from a registry with the referrers API
+// (go-containerregistry's, in process): referrers come through it, the
+// children of an index bring theirs, and Sigstore bundles count as
+// signatures unless they hold an attestation.
+func TestSyncSignaturesAPI(t *testing.T) {
+	oras := requireOras(t)
+	ctx := context.Background()
+	var referrersCalls atomic.Int64
+	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
+	host := strings.TrimPrefix(serve(t, h), "http://")
+	url := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/referrers/") {
+			referrersCalls.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	const repo = "team/app"
+	push := func(tag string, platform *ocispec.Platform) ocispec.Descriptor {
+		d, err := regtest.PushImage(ctx, host, repo, tag, regtest.ImageOpts{Seed: tag, Format: regtest.OCI, Platform: platform})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	v1 := push("v1", nil)
+	amd := push("", &ocispec.Platform{OS: "linux", Architecture: "amd64"})
+	arm := push("", &ocispec.Platform{OS: "linux", Architecture: "arm64"})
+	multi, err := regtest.PushIndex(ctx, host, repo, "multi", regtest.OCI, amd, arm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attested, bundled := push("attested", nil), push("bundled", nil)
+	at := func(d digest.Digest) string { return host + "/" + repo + "@" + d.String() }
+	api := "--distribution-spec=v1.1-referrers-api"
+	sig := attach(t, oras, at(v1.Digest), cosignSigType, "cosign signature", api)
+	armSig := attach(t, oras, at(arm.Digest), notaryType, "notation signature", api)
+	attestation := attach(t, oras, at(attested.Digest), bundleType, "provenance", api,
+		"--annotation", "dev.sigstore.bundle.predicateType=https://slsa.dev/provenance/v1")
+	bundle := attach(t, oras, at(bundled.Digest), bundleType, "signature bundle", api,
+		"--annotation", "dev.sigstore.bundle.predicateType=https://sigstore.dev/cosign/sign/v1")
+	if tags := upstreamTags(t, host, repo); len(tags) != 4 {
+		t.Fatalf("upstream tags %v: oras made referrers tags, the API is not what is tested", tags)
+	}
+
+	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
+		f := newFixture(t, db)
+		r := remote.New("api", url, repo)
+		r.IncludeTags = []string{"v1", "multi"}
+		referrersCalls.Store(0)
+		res := f.sync(t, r, remote.SyncOptions{})
+		checkTags(t, f, map[string]digest.Digest{"v1": v1.Digest, "multi": multi.Digest})
+		checkReferrers(t, f, v1.Digest, sig.digest)
+		checkReferrers(t, f, arm.Digest, armSig.digest)
+		if res.Referrers != 2 || referrersCalls.Load() == 0 {
+			t.Errorf("%d referrers synced with %d referrers API calls", res.Referrers, referrersCalls.Load())
+		}
+
+		// signed_only: multi's index is not signed (only a child is), and
+		// an attestation bundle is no signature.
+		f = f.another(t, "signed")
+		r.IncludeTags = nil
+		res = f.sync(t, r, remote.SyncOptions{SignedOnly: true})
+		checkTags(t, f, map[string]digest.Digest{"v1": v1.Digest, "bundled": bundled.Digest})
+		checkReferrers(t, f, bundled.Digest, bundle.digest)
+		checkAbsent(t, f, multi.Digest, attested.Digest, attestation.digest)
+		if res.Unsigned != 2 {
+			t.Errorf("signed only skipped %d, want multi and attested", res.Unsigned)
+		}
+	})
+}
+
+// TestSyncReferrersUpstreamFails: an upstream that fails to say whether it
+// has the referrers API fails the sync, rather than a mirror sync removing
+// the referrers it could not list.
+func TestSyncReferrersUpstreamFails(t *testing.T) {
+	ctx := context.Background()
+	h := regtest.InProcessHandler()
+	host := strings.TrimPrefix(serve(t, h), "http://")
+	if _, err := regtest.PushImage(ctx, host, "team/app", "v1", regtest.ImageOpts{Seed: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	url := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/referrers/") {
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
+		f := newFixture(t, db)
+		r := remote.New("flaky", url, "team/app")
+		_, err := f.syncer.Sync(ctx, r, f.repoID, remote.SyncOptions{Mirror: true})
+		var se *remote.SyncError
+		if !errors.As(err, &se) || se.Op != "list referrers" || !strings.Contains(err.Error(), "503") {
+			t.Fatalf("sync: %v, want a list referrers error with the 503", err)
+		}
+		if f.latest(t) != 0 {
+			t.Errorf("a failed sync made version %d", f.latest(t))
+		}
+		r.SkipReferrers = true
+		if res := f.sync(t, r, remote.SyncOptions{}); res.Version == nil {
+			t.Errorf("without referrers the sync does not ask for them, and succeeds")
+		}
+	})
+}
+
+// TestRemoteSyncReferrersJSON: sync_referrers defaults to true, in JSON
+// and in the store.
+func TestRemoteSyncReferrersJSON(t *testing.T) {
+	var r remote.Remote
+	if err := json.Unmarshal([]byte(`{"name":"a","url":"http://x","upstream_name":"b"}`), &r); err != nil {
+		t.Fatal(err)
+	}
+	if !r.SyncReferrers() {
+		t.Errorf("sync_referrers left out is %v, want true", r.SyncReferrers())
+	}
+	if err := json.Unmarshal([]byte(`{"sync_referrers":false}`), &r); err != nil || r.SyncReferrers() {
+		t.Errorf("sync_referrers false decoded as %v (%v)", r.SyncReferrers(), err)
+	}
+	out, _ := json.Marshal(r)
+	if !bytes.Contains(out, []byte(`"sync_referrers":false`)) {
+		t.Errorf("encoded %s", out)
+	}
+	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		newFixture(t, db)
+		s := remote.NewStore(db)
+		on, off := remote.New("on", "http://x", "b"), remote.New("off", "http://x", "b")
+		off.SkipReferrers = true
+		for _, r := range []*remote.Remote{on, off} {
+			if err := s.Create(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, want := range []*remote.Remote{on, off} {
+			got, err := s.Get(ctx, want.ID)
+			if err != nil || got.SyncReferrers() != want.SyncReferrers() {
+				t.Errorf("stored %s: sync_referrers %v (%v), want %v", want.Name, got.SyncReferrers(), err, want.SyncReferrers())
+			}
+		}
+		off.SkipReferrers = false
+		if err := s.Update(ctx, off); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Get(ctx, off.ID); !got.SyncReferrers() {
+			t.Errorf("updated to sync_referrers true, stored false")
+		}
+	})
+}
+
+// another is f with a new empty repository.
+func (f *fixture) another(t *testing.T, name string) *fixture {
+	t.Helper()
+	r, err := f.repos.CreateRepository(context.Background(), name, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := *f
+	g.repoID = r.ID
+	return &g
+}
+
+// requireOras returns the path of oras, skipping the test when it is not
+// installed (failing under MOORING_TEST_REQUIRE).
+func requireOras(t *testing.T) string {
+	t.Helper()
+	p, err := testproc.LookPath("oras")
+	if err == nil {
+		return p
+	}
+	msg := "oras is not installed (go install oras.land/oras/cmd/oras@v1.3.6): " + err.Error()
+	if os.Getenv("MOORING_TEST_REQUIRE") != "" {
+		t.Fatal("MOORING_TEST_REQUIRE is set but " + msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// attached is an artifact oras attached: its manifest's digest and its one
+// layer's.
+type attached struct {
+	digest, layer digest.Digest
+}
+
+// attach runs oras attach with a file holding body, of the artifact type
+// given, to subject (host/repo@digest), and returns what it pushed.
+func attach(t *testing.T, oras, subject, artifactType, body string, args ...string) attached {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "payload"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	args = append([]string{"attach", "--plain-http", "--artifact-type", artifactType,
+		"--format", "go-template", "--template", "{{.digest}}"}, args...)
+	cmd := exec.CommandContext(ctx, oras, append(args, subject, "payload")...)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("oras %v: %v\n%s", cmd.Args[1:], err, stderr.String())
+	}
+	d, err := digest.Parse(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("oras attach printed %q: %v", out, err)
+	}
+	return attached{digest: d, layer: digest.FromString(body)}
+}
+
+// pushCompanion pushes a manifest shaped like cosign's signature (.sig),
+// attestation (.att) or SBOM (.sbom) of subject and tags it as cosign
+// does: sha256-<hex><suffix>.
+func pushCompanion(t *testing.T, host, repo string, subject digest.Digest, suffix string) ocispec.Descriptor {
+	t.Helper()
+	ctx := context.Background()
+	r, err := regtest.Repository(host, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layerType := map[string]string{".sig": "application/vnd.dev.cosign.simplesigning.v1+json",
+		".att": "application/vnd.dsse.envelope.v1+json", ".sbom": "text/spdx+json"}[suffix]
+	payload := []byte(`{"critical":{"image":{"docker-manifest-digest":"` + subject.String() + `"},"type":"cosign container image signature ` + suffix + `"}}`)
+	config := []byte(`{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":["` + digest.FromBytes(payload).String() + `"]}}`)
+	layer := ocispec.Descriptor{MediaType: layerType, Digest: digest.FromBytes(payload), Size: int64(len(payload)),
+		Annotations: map[string]string{"dev.cosignproject.cosign/signature": "MEUCIQDtest"}}
+	cfg := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(config), Size: int64(len(config))}
+	for _, b := range []struct {
+		desc ocispec.Descriptor
+		raw  []byte
+	}{{layer, payload}, {cfg, config}} {
+		if err := r.Blobs().Push(ctx, b.desc, bytes.NewReader(b.raw)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": ocispec.MediaTypeImageManifest,
+		"config": cfg, "layers": []ocispec.Descriptor{layer}})
+	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
+	if err := r.Manifests().PushReference(ctx, desc, bytes.NewReader(raw), companionTag(subject, suffix)); err != nil {
+		t.Fatal(err)
+	}
+	return desc
+}
+
+func companionTag(d digest.Digest, suffix string) string { return referrersTag(d) + suffix }
+
+func referrersTag(d digest.Digest) string { return d.Algorithm().String() + "-" + d.Encoded() }
+
+// upstreamTags lists the tags of repo on host.
+func upstreamTags(t *testing.T, host, repo string) []string {
+	t.Helper()
+	r, err := regtest.Repository(host, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tags []string
+	if err := r.Tags(context.Background(), "", func(page []string) error { tags = append(tags, page...); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return tags
+}
+
+// checkTags asserts the latest version's tags are exactly want.
+func checkTags(t *testing.T, f *fixture, want map[string]digest.Digest) {
+	t.Helper()
+	got := f.tags(t)
+	for name, d := range want {
+		if got[name] != d {
+			t.Errorf("tag %s = %q, want %s", name, got[name], d)
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("tag %s synced, want only %v", name, keys(want))
+		}
+	}
+}
+
+// checkReferrers asserts the latest version's manifests whose subject is
+// subject are exactly want.
+func checkReferrers(t *testing.T, f *fixture, subject digest.Digest, want ...digest.Digest) {
+	t.Helper()
+	in := repository.VersionRef{RepositoryID: f.repoID, Number: f.latest(t)}
+	var got []digest.Digest
+	for u, err := range f.repos.Contents(context.Background(), repository.ContentFilter{In: &in, Subject: subject}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, u.Digest)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("referrers of %s: %v, want %v", subject, got, want)
+	}
+}
+
+// checkAbsent asserts the latest version holds no manifest or list with
+// these digests.
+func checkAbsent(t *testing.T, f *fixture, digests ...digest.Digest) {
+	t.Helper()
+	for _, u := range f.units(t, content.TypeManifest, content.TypeManifestList) {
+		if slices.Contains(digests, u.Digest) {
+			t.Errorf("%s %s was synced", u.Type, u.Digest)
+		}
+	}
+}
