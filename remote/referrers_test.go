@@ -9,8 +9,6 @@ import (
 	"log"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -60,7 +58,7 @@ func TestSyncSignaturesTagSchema(t *testing.T) {
 	at := func(d digest.Digest) string { return host + "/" + repo + "@" + d.String() }
 	notary := attach(t, oras, at(v2.Digest), notaryType, "notary")
 	sbom := attach(t, oras, at(v1.Digest), sbomType, "sbom of v1")
-	sbomSig := attach(t, oras, at(sbom.digest), cosignSigType, "signature of the sbom")
+	sbomSig := attach(t, oras, at(sbom.Digest), cosignSigType, "signature of the sbom")
 	devSBOM := attach(t, oras, at(dev.Digest), sbomType, "sbom of dev")
 	plainSBOM := attach(t, oras, at(plain.Digest), sbomType, "sbom of plain") // an SBOM is no signature
 	if tags := upstreamTags(t, host, repo); !slices.Contains(tags, referrersTag(v2.Digest)) {
@@ -83,11 +81,11 @@ func TestSyncSignaturesTagSchema(t *testing.T) {
 		if res.Manifests != 7 || res.Referrers != 5 {
 			t.Errorf("synced %d manifests, %d as referrers; want v1, v2, 2 companions and 3 referrers", res.Manifests, res.Referrers)
 		}
-		checkReferrers(t, f, v1.Digest, sbom.digest)
-		checkReferrers(t, f, v2.Digest, notary.digest)
-		checkReferrers(t, f, sbom.digest, sbomSig.digest)
-		checkAbsent(t, f, sigDev.Digest, devSBOM.digest, plainSBOM.digest, dev.Digest)
-		f.checkBlob(t, sbom.layer, strings.NewReader("sbom of v1"))
+		checkReferrers(t, f, v1.Digest, sbom.Digest)
+		checkReferrers(t, f, v2.Digest, notary.Digest)
+		checkReferrers(t, f, sbom.Digest, sbomSig.Digest)
+		checkAbsent(t, f, sigDev.Digest, devSBOM.Digest, plainSBOM.Digest, dev.Digest)
+		f.checkBlob(t, sbom.Layer, strings.NewReader("sbom of v1"))
 
 		// A resync reads the three referrers indexes, and nothing changes.
 		reqs.reset()
@@ -107,7 +105,7 @@ func TestSyncSignaturesTagSchema(t *testing.T) {
 			t.Errorf("without referrers: %d manifests, %d referrers", res.Manifests, res.Referrers)
 		}
 		checkReferrers(t, f, v1.Digest)
-		checkAbsent(t, f, sig1.Digest, att1.Digest, sbom.digest, notary.digest)
+		checkAbsent(t, f, sig1.Digest, att1.Digest, sbom.Digest, notary.Digest)
 
 		// signed_only without filters: plain (an SBOM only) and the
 		// referrers tags (indexes, unsigned) are skipped.
@@ -120,8 +118,8 @@ func TestSyncSignaturesTagSchema(t *testing.T) {
 		if res.Unsigned != 6 || res.Referrers != 7 {
 			t.Errorf("signed only: %d skipped, %d referrers; want plain and 5 referrers tags skipped, 7 referrers", res.Unsigned, res.Referrers)
 		}
-		checkAbsent(t, f, plain.Digest, plainSBOM.digest)
-		checkReferrers(t, f, dev.Digest, devSBOM.digest)
+		checkAbsent(t, f, plain.Digest, plainSBOM.Digest)
+		checkReferrers(t, f, dev.Digest, devSBOM.Digest)
 
 		// signed_only without referrers: companion tags are then ordinary
 		// tags, unsigned, but v2's notary signature still counts.
@@ -186,8 +184,8 @@ func TestSyncSignaturesAPI(t *testing.T) {
 		referrersCalls.Store(0)
 		res := f.sync(t, r, remote.SyncOptions{})
 		checkTags(t, f, map[string]digest.Digest{"v1": v1.Digest, "multi": multi.Digest})
-		checkReferrers(t, f, v1.Digest, sig.digest)
-		checkReferrers(t, f, arm.Digest, armSig.digest)
+		checkReferrers(t, f, v1.Digest, sig.Digest)
+		checkReferrers(t, f, arm.Digest, armSig.Digest)
 		if res.Referrers != 2 || referrersCalls.Load() == 0 {
 			t.Errorf("%d referrers synced with %d referrers API calls", res.Referrers, referrersCalls.Load())
 		}
@@ -198,8 +196,8 @@ func TestSyncSignaturesAPI(t *testing.T) {
 		r.IncludeTags = nil
 		res = f.sync(t, r, remote.SyncOptions{SignedOnly: true})
 		checkTags(t, f, map[string]digest.Digest{"v1": v1.Digest, "bundled": bundled.Digest})
-		checkReferrers(t, f, bundled.Digest, bundle.digest)
-		checkAbsent(t, f, multi.Digest, attested.Digest, attestation.digest)
+		checkReferrers(t, f, bundled.Digest, bundle.Digest)
+		checkAbsent(t, f, multi.Digest, attested.Digest, attestation.Digest)
 		if res.Unsigned != 2 {
 			t.Errorf("signed only skipped %d, want multi and attested", res.Unsigned)
 		}
@@ -313,76 +311,29 @@ func requireOras(t *testing.T) string {
 	return ""
 }
 
-// attached is an artifact oras attached: its manifest's digest and its one
-// layer's.
-type attached struct {
-	digest, layer digest.Digest
-}
-
-// attach runs oras attach with a file holding body, of the artifact type
-// given, to subject (host/repo@digest), and returns what it pushed.
-func attach(t *testing.T, oras, subject, artifactType, body string, args ...string) attached {
+// attach is regtest.Attach, failing the test on error.
+func attach(t *testing.T, oras, subject, artifactType, body string, args ...string) regtest.Attached {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "payload"), []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	args = append([]string{"attach", "--plain-http", "--artifact-type", artifactType,
-		"--format", "go-template", "--template", "{{.digest}}"}, args...)
-	cmd := exec.CommandContext(ctx, oras, append(args, subject, "payload")...)
-	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	a, err := regtest.Attach(ctx, oras, subject, artifactType, body, args...)
 	if err != nil {
-		t.Fatalf("oras %v: %v\n%s", cmd.Args[1:], err, stderr.String())
+		t.Fatal(err)
 	}
-	d, err := digest.Parse(strings.TrimSpace(string(out)))
-	if err != nil {
-		t.Fatalf("oras attach printed %q: %v", out, err)
-	}
-	return attached{digest: d, layer: digest.FromString(body)}
+	return a
 }
 
-// pushCompanion pushes a manifest shaped like cosign's signature (.sig),
-// attestation (.att) or SBOM (.sbom) of subject and tags it as cosign
-// does: sha256-<hex><suffix>.
+// pushCompanion is regtest.PushCompanion, failing the test on error.
 func pushCompanion(t *testing.T, host, repo string, subject digest.Digest, suffix string) ocispec.Descriptor {
 	t.Helper()
-	ctx := context.Background()
-	r, err := regtest.Repository(host, repo)
+	d, err := regtest.PushCompanion(context.Background(), host, repo, subject, suffix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	layerType := map[string]string{".sig": "application/vnd.dev.cosign.simplesigning.v1+json",
-		".att": "application/vnd.dsse.envelope.v1+json", ".sbom": "text/spdx+json"}[suffix]
-	payload := []byte(`{"critical":{"image":{"docker-manifest-digest":"` + subject.String() + `"},"type":"cosign container image signature ` + suffix + `"}}`)
-	config := []byte(`{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":["` + digest.FromBytes(payload).String() + `"]}}`)
-	layer := ocispec.Descriptor{MediaType: layerType, Digest: digest.FromBytes(payload), Size: int64(len(payload)),
-		Annotations: map[string]string{"dev.cosignproject.cosign/signature": "MEUCIQDtest"}}
-	cfg := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(config), Size: int64(len(config))}
-	for _, b := range []struct {
-		desc ocispec.Descriptor
-		raw  []byte
-	}{{layer, payload}, {cfg, config}} {
-		if err := r.Blobs().Push(ctx, b.desc, bytes.NewReader(b.raw)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	raw, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": ocispec.MediaTypeImageManifest,
-		"config": cfg, "layers": []ocispec.Descriptor{layer}})
-	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
-	if err := r.Manifests().PushReference(ctx, desc, bytes.NewReader(raw), companionTag(subject, suffix)); err != nil {
-		t.Fatal(err)
-	}
-	return desc
+	return d
 }
 
-func companionTag(d digest.Digest, suffix string) string { return referrersTag(d) + suffix }
-
-func referrersTag(d digest.Digest) string { return d.Algorithm().String() + "-" + d.Encoded() }
+var companionTag, referrersTag = regtest.CompanionTag, regtest.ReferrersTag
 
 // upstreamTags lists the tags of repo on host.
 func upstreamTags(t *testing.T, host, repo string) []string {
