@@ -21,6 +21,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/mooring-dev/mooring/content"
+	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/internal/dbtest"
 	"github.com/mooring-dev/mooring/internal/regtest"
 	"github.com/mooring-dev/mooring/internal/testproc"
@@ -178,7 +179,23 @@ func TestSyncSignaturesAPI(t *testing.T) {
 	}
 
 	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
+		// Under on_demand, a referrer's layer waits for a pull, as any.
 		f := newFixture(t, db)
+		lazy := remote.New("lazy", url, repo)
+		lazy.Policy, lazy.IncludeTags = remote.PolicyOnDemand, []string{"v1"}
+		if err := remote.NewStore(db).Create(ctx, lazy); err != nil {
+			t.Fatal(err)
+		}
+		f.sync(t, lazy, remote.SyncOptions{})
+		checkReferrers(t, f, v1.Digest, sig.Digest)
+		if _, err := f.blobs.Stat(ctx, sig.Layer); !errors.Is(err, errdef.ErrNotFound) {
+			t.Errorf("on_demand sync stored the signature's layer (%v)", err)
+		}
+		if !slices.ContainsFunc(f.units(t, content.TypeBlob), func(u repository.Content) bool { return u.Digest == sig.Layer }) {
+			t.Errorf("the signature's layer is not in the version")
+		}
+
+		f = f.another(t, "api")
 		r := remote.New("api", url, repo)
 		r.IncludeTags = []string{"v1", "multi"}
 		referrersCalls.Store(0)
@@ -189,6 +206,7 @@ func TestSyncSignaturesAPI(t *testing.T) {
 		if res.Referrers != 2 || referrersCalls.Load() == 0 {
 			t.Errorf("%d referrers synced with %d referrers API calls", res.Referrers, referrersCalls.Load())
 		}
+		f.checkBlob(t, sig.Layer, strings.NewReader("cosign signature"))
 
 		// signed_only: multi's index is not signed (only a child is), and
 		// an attestation bundle is no signature.
