@@ -8,6 +8,9 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -20,6 +23,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/uptrace/bun"
 
+	"github.com/mooring-dev/mooring/bench"
 	"github.com/mooring-dev/mooring/content"
 	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/internal/dbtest"
@@ -410,5 +414,60 @@ func checkAbsent(t *testing.T, f *fixture, digests ...digest.Digest) {
 		if slices.Contains(digests, u.Digest) {
 			t.Errorf("%s %s was synced", u.Type, u.Digest)
 		}
+	}
+}
+
+// BenchmarkResyncReferrers times the resync of an unchanged 100-tag
+// repository (two manifest lists) with sync_referrers on and off, from
+// CNCF distribution (no referrers API: the tag list says which documents
+// have referrers, so it costs one request) and from a registry with the
+// referrers API (one request per document), and reports the requests each
+// resync makes.
+func BenchmarkResyncReferrers(b *testing.B) {
+	ds := bench.DefaultDataset
+	ds.BaseSize, ds.UniqueSize = 64<<10, 16<<10
+	for _, reg := range []struct {
+		name  string
+		start func(testing.TB) string
+	}{
+		{"distribution", regtest.StartDistribution},
+		{"referrers-api", func(tb testing.TB) string {
+			srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true)))
+			tb.Cleanup(srv.Close)
+			return strings.TrimPrefix(srv.URL, "http://")
+		}},
+	} {
+		b.Run(reg.name, func(b *testing.B) {
+			host := reg.start(b)
+			if _, err := bench.Load(context.Background(), host, "bench/app", ds); err != nil {
+				b.Fatal(err)
+			}
+			var requests atomic.Int64
+			proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: host})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				proxy.ServeHTTP(w, r)
+			}))
+			b.Cleanup(srv.Close)
+			for _, skip := range []bool{false, true} {
+				b.Run(map[bool]string{false: "sync_referrers=true", true: "sync_referrers=false"}[skip], func(b *testing.B) {
+					f := newFixture(b, dbtest.Open(b, "sqlite"))
+					r := remote.New("bench", srv.URL, "bench/app")
+					r.SkipReferrers = skip
+					ctx := context.Background()
+					if _, err := f.syncer.Sync(ctx, r, f.repoID, remote.SyncOptions{}); err != nil {
+						b.Fatal(err)
+					}
+					requests.Store(0)
+					for b.Loop() {
+						res, err := f.syncer.Sync(ctx, r, f.repoID, remote.SyncOptions{})
+						if err != nil || res.Version != nil {
+							b.Fatalf("resync of an unchanged upstream: %v, %v", res, err)
+						}
+					}
+					b.ReportMetric(float64(requests.Load())/float64(b.N), "requests/op")
+				})
+			}
+		})
 	}
 }
