@@ -174,7 +174,7 @@ func (s *Syncer) sync(ctx context.Context, r *Remote, repoID string, opts SyncOp
 	}
 	run.log.Info("sync finished", "remote", run.r, "repository", repoID, "version", versionNumber(res.Version),
 		"tags", res.Tags, "manifest_requests", res.ManifestRequests, "blobs_downloaded", res.BlobsDownloaded,
-		"duration", time.Since(start))
+		"referrers", res.Referrers, "unsigned", res.Unsigned, "duration", time.Since(start))
 	return res, nil
 }
 
