@@ -43,6 +43,8 @@ type fetched struct {
 	manifestGETs    int
 	blobsDownloaded int
 	bytesDownloaded int64
+	// referrers and unsigned are SyncResult's Referrers and Unsigned.
+	referrers, unsigned int
 
 	// lease keeps blobs from orphan cleanup from before they are looked
 	// for in storage until the commit stage has put them in a version.
@@ -69,11 +71,19 @@ func (run *syncRun) fetch(ctx context.Context, p *plan) (*fetched, error) {
 	if err := fr.untagged(ctx, p.digests); err != nil {
 		return nil, err
 	}
+	rel := fr.related()
+	if tagged, err = rel.signedOnly(ctx, tagged, p.digests); err != nil {
+		return nil, err
+	}
 	if err := fr.children(ctx); err != nil {
+		return nil, err
+	}
+	if tagged, err = rel.follow(ctx, tagged); err != nil {
 		return nil, err
 	}
 	p.tagReport.Complete()
 	f := fr.collect(tagged)
+	f.referrers, f.unsigned = rel.followed, rel.unsigned
 	if err := run.downloadBlobs(ctx, f); err != nil {
 		return nil, err
 	}

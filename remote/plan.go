@@ -92,13 +92,14 @@ func (run *syncRun) listTags(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, &SyncError{Op: "list tags", Ref: run.r.Upstream(), Err: err}
 	}
+	run.upstreamTags = all
 	tags := make([]string, 0, len(all))
 	for _, t := range all {
 		if err := content.ValidateTagName(t); err != nil {
 			run.log.Warn("skipping upstream tag", "tag", t, "err", err)
 			continue
 		}
-		if run.r.wantTag(t) {
+		if run.r.wantTag(t) && !run.followsSubject(t) {
 			tags = append(tags, t)
 		}
 	}

@@ -107,6 +107,12 @@ type Remote struct {
 	// RateLimit caps the requests per second made through this remote
 	// (Pulp's rate_limit); 0 is no cap.
 	RateLimit int `json:"rate_limit" bun:"rate_limit"`
+	// SkipReferrers turns off syncing what refers to the synced manifests
+	// (cosign signature, attestation and SBOM tags, OCI referrers; see
+	// Syncer.Sync): they are then synced only as tags the filters keep.
+	// The zero Remote syncs them. In JSON it is "sync_referrers",
+	// inverted (default true).
+	SkipReferrers bool `json:"-" bun:"skip_referrers"`
 	// PullThroughID, when set, is the pull-through remote this remote was
 	// made from by a pull-through cache, which keeps its settings in step.
 	PullThroughID string    `json:"-" bun:"pull_through_id,nullzero"`
@@ -150,19 +156,24 @@ func New(name, url, upstreamName string) *Remote {
 // (Pulp's ssl_validation).
 func (r *Remote) SSLValidation() bool { return !r.InsecureSkipVerify }
 
+// SyncReferrers reports whether a sync brings the signatures,
+// attestations and referrers of the manifests it syncs (sync_referrers).
+func (r *Remote) SyncReferrers() bool { return !r.SkipReferrers }
+
 // MarshalJSON encodes the remote as the REST API shows it: with
-// "ssl_validation", and without the write-only fields.
+// "ssl_validation" and "sync_referrers", and without the write-only fields.
 func (r Remote) MarshalJSON() ([]byte, error) {
 	type plain Remote
 	return json.Marshal(struct {
 		plain
 		SSLValidation bool `json:"ssl_validation"`
-	}{plain(r), !r.InsecureSkipVerify})
+		SyncReferrers bool `json:"sync_referrers"`
+	}{plain(r), !r.InsecureSkipVerify, !r.SkipReferrers})
 }
 
 // UnmarshalJSON decodes a remote as the REST API receives it: fields left
-// out take their defaults (download_concurrency 10, ssl_validation true),
-// and the write-only "password" and "ssl_client_key" are read although they
+// out take their defaults (download_concurrency 10, ssl_validation true,
+// sync_referrers true), and the write-only "password" and "ssl_client_key" are read although they
 // are never written.
 func (r *Remote) UnmarshalJSON(data []byte) error {
 	type plain Remote
@@ -171,6 +182,7 @@ func (r *Remote) UnmarshalJSON(data []byte) error {
 		Password      *string `json:"password"`
 		SSLClientKey  *string `json:"ssl_client_key"`
 		SSLValidation *bool   `json:"ssl_validation"`
+		SyncReferrers *bool   `json:"sync_referrers"`
 	}{plain: (*plain)(r)}
 	if r.DownloadConcurrency == 0 && r.ID == "" {
 		r.DownloadConcurrency = DefaultDownloadConcurrency
@@ -183,6 +195,9 @@ func (r *Remote) UnmarshalJSON(data []byte) error {
 	}
 	if in.SSLValidation != nil {
 		r.InsecureSkipVerify = !*in.SSLValidation
+	}
+	if in.SyncReferrers != nil {
+		r.SkipReferrers = !*in.SyncReferrers
 	}
 	if in.Password != nil {
 		r.Password = *in.Password

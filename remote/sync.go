@@ -43,6 +43,11 @@ type SyncOptions struct {
 	// When false (the default) the sync is additive, as Pulp's is: content
 	// is added and tags moved, nothing removed.
 	Mirror bool
+	// SignedOnly skips images without a signature: a tag, or a digest of
+	// the include patterns, is synced only when the manifest or list it
+	// names is signed (see SignatureArtifactTypes). The companion tags and referrers of
+	// the images synced come as the remote's SkipReferrers says.
+	SignedOnly bool
 	// Progress receives one report per stage, with the codes CodeTagList,
 	// CodeTags, CodeArtifacts and CodeAssociating; nil records none. A
 	// task handler passes its task's Progress; a caller outside a task
@@ -75,6 +80,12 @@ type SyncResult struct {
 	// yet and were downloaded.
 	BlobsDownloaded int
 	BytesDownloaded int64
+	// Referrers counts the manifests and lists synced because they refer
+	// to a synced one (cosign companion tags, OCI referrers; see Sync),
+	// among Manifests and ManifestLists.
+	Referrers int
+	// Unsigned counts the tags and included digests SignedOnly skipped.
+	Unsigned int
 }
 
 // SyncError reports which step of a sync failed and on what. It wraps the
@@ -82,7 +93,8 @@ type SyncResult struct {
 type SyncError struct {
 	// Op is the step: "check remote" or "read repository" before anything
 	// is fetched; "list tags", "resolve tag", "read stored manifest",
-	// "fetch manifest" or "download blob" while planning and fetching;
+	// "fetch manifest", "list referrers" or "download blob" while
+	// planning and fetching;
 	// "store content" or "create version" while committing.
 	Op string
 	// Ref is the remote's name, or the repository, tag or digest concerned.
@@ -118,6 +130,16 @@ func (e *SyncError) Unwrap() error { return e.Err }
 //  3. commit: store the content units, then create the new version in one
 //     transaction, only if it differs from the latest.
 //
+// Signatures, attestations and SBOMs travel with their images: unless
+// r.SkipReferrers is set, the fetch stage also brings, whatever the tag
+// filters say, the cosign companion tags (<alg>-<hex>.sig, .att, .sbom)
+// of every manifest and list it syncs, and their OCI referrers (manifests
+// whose subject they are), listed through the upstream's referrers API or
+// its referrers tag schema; what those bring comes too. Companion tags of
+// documents not synced are left out. With opts.SignedOnly, tags and
+// included digests whose document has no signature are skipped (see
+// SignatureArtifactTypes).
+//
 // A zero r.DownloadConcurrency means DefaultDownloadConcurrency. Requests
 // and downloads are retried as s.Retry says. On failure no version is
 // created, but verified blobs stay stored, so the next sync downloads only
@@ -143,6 +165,7 @@ func (s *Syncer) sync(ctx context.Context, r *Remote, repoID string, opts SyncOp
 	if err != nil {
 		return nil, err
 	}
+	run.signedOnly = opts.SignedOnly
 	res, err := run.sync(ctx, opts.Mirror)
 	if err != nil {
 		run.reports.fail(ctx)
@@ -151,7 +174,7 @@ func (s *Syncer) sync(ctx context.Context, r *Remote, repoID string, opts SyncOp
 	}
 	run.log.Info("sync finished", "remote", run.r, "repository", repoID, "version", versionNumber(res.Version),
 		"tags", res.Tags, "manifest_requests", res.ManifestRequests, "blobs_downloaded", res.BlobsDownloaded,
-		"duration", time.Since(start))
+		"referrers", res.Referrers, "unsigned", res.Unsigned, "duration", time.Since(start))
 	return res, nil
 }
 
@@ -174,6 +197,7 @@ func (run *syncRun) sync(ctx context.Context, mirror bool) (*SyncResult, error) 
 		Tags:    len(f.tagged), Manifests: len(f.manifests), ManifestLists: len(f.lists), Blobs: len(f.blobs),
 		ManifestRequests: f.manifestGETs,
 		BlobsDownloaded:  f.blobsDownloaded, BytesDownloaded: f.bytesDownloaded,
+		Referrers: f.referrers, Unsigned: f.unsigned,
 	}, nil
 }
 
@@ -195,6 +219,11 @@ type syncRun struct {
 	latest  repository.VersionRef
 	log     *slog.Logger
 	reports *reports
+	// signedOnly is SyncOptions.SignedOnly.
+	signedOnly bool
+	// upstreamTags are all the upstream's tags, unfiltered: companion and
+	// referrers tags are found among them (referrers.go).
+	upstreamTags []string
 }
 
 // newRun checks r and the repository and connects to the upstream.

@@ -21,6 +21,8 @@ type SyncArgs struct {
 	Repository string `json:"repository"`
 	// Mirror is SyncOptions.Mirror.
 	Mirror bool `json:"mirror"`
+	// SignedOnly is SyncOptions.SignedOnly.
+	SignedOnly bool `json:"signed_only,omitempty"`
 }
 
 // EnqueueSync enqueues a SyncTask of args on tasks and returns it. The task
@@ -51,7 +53,7 @@ func SyncHandler(s *Syncer, remotes *Store, created func(v *repository.Version) 
 		if err != nil {
 			return err
 		}
-		res, err := s.Sync(ctx, rm, args.Repository, SyncOptions{Mirror: args.Mirror, Progress: p})
+		res, err := s.Sync(ctx, rm, args.Repository, SyncOptions{Mirror: args.Mirror, SignedOnly: args.SignedOnly, Progress: p})
 		if err != nil {
 			return err
 		}

@@ -31,6 +31,7 @@ type remoteJSON struct {
 	Policy               string   `json:"policy"`
 	MaxBandwidth         int64    `json:"max_bandwidth"`
 	RateLimit            int      `json:"rate_limit"`
+	SyncReferrers        bool     `json:"sync_referrers"`
 }
 
 func nullable(s string) *string {
@@ -66,6 +67,7 @@ func remoteView(r *remote.Remote) remoteJSON {
 		Policy:               string(r.Policy),
 		MaxBandwidth:         r.MaxBandwidth,
 		RateLimit:            r.RateLimit,
+		SyncReferrers:        r.SyncReferrers(),
 	}
 }
 
@@ -121,6 +123,9 @@ func readRemote(r *http.Request, rm *remote.Remote) error {
 	}
 	if v := b.integer("rate_limit", 0, 1<<20); v != nil {
 		rm.RateLimit = *v
+	}
+	if v := b.boolean("sync_referrers"); v != nil {
+		rm.SkipReferrers = !*v
 	}
 	return b.done()
 }
@@ -198,6 +203,7 @@ func (s *Server) syncRemote(w http.ResponseWriter, r *http.Request) error {
 	}
 	repoID := b.href("repository", true, false, parseRepoHref)
 	mirror := b.boolean("mirror")
+	signedOnly := b.boolean("signed_only")
 	if err := b.done(); err != nil {
 		return err
 	}
@@ -211,7 +217,7 @@ func (s *Server) syncRemote(w http.ResponseWriter, r *http.Request) error {
 	if err := s.requireRepo(ctx, s.scopedUser(r), *repoID, mooring.PermWrite); err != nil {
 		return objectMissing(err, "repository")
 	}
-	args := remote.SyncArgs{Remote: rm.ID, Repository: *repoID, Mirror: mirror != nil && *mirror}
+	args := remote.SyncArgs{Remote: rm.ID, Repository: *repoID, Mirror: mirror != nil && *mirror, SignedOnly: signedOnly != nil && *signedOnly}
 	t, err := remote.EnqueueSync(ctx, s.tasks, args, repoHref(*repoID), remoteHref(rm.ID))
 	if err != nil {
 		return err

@@ -26,7 +26,7 @@ func (a *app) remoteEdit(create bool) *cobra.Command {
 	var url, upstream, username, password, proxy, policy, caFile string
 	var include, exclude []string
 	var concurrency int
-	var tlsVerify bool
+	var tlsVerify, syncReferrers bool
 	cmd := &cobra.Command{
 		Use:   "update NAME",
 		Short: "Change a remote: the fields given",
@@ -54,6 +54,7 @@ func (a *app) remoteEdit(create bool) *cobra.Command {
 		set("proxy-url", "proxy_url", proxy)
 		set("policy", "policy", policy)
 		set("tls-verify", "ssl_validation", tlsVerify)
+		set("sync-referrers", "sync_referrers", syncReferrers)
 		if caFile != "" {
 			pem, err := readFile(caFile)
 			if err != nil {
@@ -95,6 +96,7 @@ func (a *app) remoteEdit(create bool) *cobra.Command {
 	f.StringVar(&policy, "policy", "", "immediate, on_demand or streamed")
 	f.StringVar(&caFile, "ca-cert", "", "PEM file of CA certificates to trust")
 	f.BoolVar(&tlsVerify, "tls-verify", true, "check the registry's TLS certificate")
+	f.BoolVar(&syncReferrers, "sync-referrers", true, "sync the cosign signature, attestation and SBOM tags and the OCI referrers of what is synced")
 	if !create {
 		f.String("name", "", "new name")
 	}
@@ -103,9 +105,9 @@ func (a *app) remoteEdit(create bool) *cobra.Command {
 
 func (a *app) syncCommand() *cobra.Command {
 	var repo string
-	var mirror, wait bool
+	var mirror, signedOnly, wait bool
 	cmd := &cobra.Command{
-		Use:               "sync REMOTE --repository REPOSITORY [--mirror] [--wait]",
+		Use:               "sync REMOTE --repository REPOSITORY [--mirror] [--signed-only] [--wait]",
 		Short:             "Sync a remote into a repository (a new version)",
 		Args:              exactArgs(1, "REMOTE"),
 		ValidArgsFunction: a.completeNames(remotes),
@@ -121,7 +123,7 @@ func (a *app) syncCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ref, err := a.c.Sync(cmd.Context(), rh, client.SyncRequest{Repository: repoHref, Mirror: mirror})
+			ref, err := a.c.Sync(cmd.Context(), rh, client.SyncRequest{Repository: repoHref, Mirror: mirror, SignedOnly: signedOnly})
 			if err != nil {
 				return err
 			}
@@ -130,6 +132,7 @@ func (a *app) syncCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&repo, "repository", "", "the repository to sync into")
 	cmd.Flags().BoolVar(&mirror, "mirror", false, "make the new version hold exactly what the upstream has (default: only add)")
+	cmd.Flags().BoolVar(&signedOnly, "signed-only", false, "skip images without a cosign or referrer signature")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the sync, showing its progress")
 	cmd.RegisterFlagCompletionFunc("repository", func(cmd *cobra.Command, _ []string, prefix string) ([]string, cobra.ShellCompDirective) {
 		if a.connect() != nil {

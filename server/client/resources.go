@@ -111,6 +111,7 @@ type Remote struct {
 	SSLValidation       bool      `json:"ssl_validation"`
 	ProxyURL            *string   `json:"proxy_url"`
 	Policy              string    `json:"policy,omitempty"`
+	SyncReferrers       bool      `json:"sync_referrers"`
 }
 
 // RemoteRequest is the fields of a remote to set. For PATCH only the
@@ -131,6 +132,7 @@ type RemoteRequest struct {
 	SSLValidation        *bool     `json:"ssl_validation,omitempty"`
 	ProxyURL             *string   `json:"proxy_url,omitempty"`
 	Policy               string    `json:"policy,omitempty"`
+	SyncReferrers        *bool     `json:"sync_referrers,omitempty"`
 }
 
 const remotesPath = APIRoot + "remotes/docker/docker/"
@@ -170,6 +172,8 @@ func (c *Client) DeleteRemote(ctx context.Context, href string) (*TaskRef, error
 type SyncRequest struct {
 	Repository string `json:"repository"`
 	Mirror     bool   `json:"mirror,omitempty"`
+	// SignedOnly skips images without a signature.
+	SignedOnly bool `json:"signed_only,omitempty"`
 }
 
 // Sync enqueues a sync of the remote at remoteHref.
