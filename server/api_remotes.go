@@ -31,6 +31,7 @@ type remoteJSON struct {
 	Policy               string   `json:"policy"`
 	MaxBandwidth         int64    `json:"max_bandwidth"`
 	RateLimit            int      `json:"rate_limit"`
+	IncludePlatforms     []string `json:"include_platforms"`
 }
 
 func nullable(s string) *string {
@@ -66,6 +67,7 @@ func remoteView(r *remote.Remote) remoteJSON {
 		Policy:               string(r.Policy),
 		MaxBandwidth:         r.MaxBandwidth,
 		RateLimit:            r.RateLimit,
+		IncludePlatforms:     list(r.IncludePlatforms),
 	}
 }
 
@@ -102,7 +104,8 @@ func readRemote(r *http.Request, rm *remote.Remote) error {
 	for _, f := range []struct {
 		name string
 		dst  *[]string
-	}{{"whitelist_tags", &rm.WhitelistTags}, {"include_tags", &rm.IncludeTags}, {"exclude_tags", &rm.ExcludeTags}} {
+	}{{"whitelist_tags", &rm.WhitelistTags}, {"include_tags", &rm.IncludeTags}, {"exclude_tags", &rm.ExcludeTags},
+		{"include_platforms", &rm.IncludePlatforms}} {
 		if v := b.strList(f.name); v != nil {
 			*f.dst = *v
 		}
