@@ -40,6 +40,13 @@ func PushMultiPlatform(ctx context.Context, host, repo, tag, seed string, platfo
 	if err != nil {
 		return nil, err
 	}
+	return PushMultiPlatformTo(ctx, r, tag, seed, platforms...)
+}
+
+// PushMultiPlatformTo is PushMultiPlatform through a repository client of
+// the caller's, such as one with credentials.
+func PushMultiPlatformTo(ctx context.Context, r *remote.Repository, tag, seed string, platforms ...ocispec.Platform) (*MultiPlatform, error) {
+	var err error
 	out := &MultiPlatform{}
 	var entries []ocispec.Descriptor
 	for _, p := range platforms {
@@ -65,7 +72,7 @@ func PushMultiPlatform(ctx context.Context, host, repo, tag, seed string, platfo
 	}
 	out.Index = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromBytes(out.Raw), Size: int64(len(out.Raw))}
 	if err := pushManifest(ctx, r, out.Index, out.Raw, tag); err != nil {
-		return nil, fmt.Errorf("push index %s:%s: %w", repo, tag, err)
+		return nil, fmt.Errorf("push index %s:%s: %w", r.Reference.Repository, tag, err)
 	}
 	return out, nil
 }
