@@ -48,8 +48,11 @@ func ParsePlatform(s string) (Platform, error) {
 		return errdef.Field("include_platforms", "%q is not a platform: %s; write os/architecture[/variant], such as linux/arm64/v8", s, why)
 	}
 	parts := strings.Split(s, "/")
-	if len(parts) < 2 || len(parts) > 3 {
-		return Platform{}, bad(fmt.Sprintf("it has %d parts separated by '/', not 2 or 3", len(parts)))
+	switch {
+	case len(parts) < 2:
+		return Platform{}, bad("it names no architecture")
+	case len(parts) > 3:
+		return Platform{}, bad("it has more than three parts")
 	}
 	for i, p := range parts {
 		if p == "" {

@@ -31,9 +31,9 @@ func TestIncludePlatformsValidation(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct{ entry, says string }{
-		{"linux", "2 or 3"},
-		{"linux/amd64/v8/x", "not 2 or 3"},
-		{"", "not 2 or 3"},
+		{"linux", "names no architecture"},
+		{"linux/amd64/v8/x", "more than three parts"},
+		{"", "names no architecture"},
 		{"linux/", "architecture is empty"},
 		{"/amd64", "os is empty"},
 		{"linux/arm64/", "variant is empty"},

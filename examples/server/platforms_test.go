@@ -124,8 +124,15 @@ func TestPlatformFilter(t *testing.T) {
 	// The content listing says which children are present.
 	checkPresent(ctx, t, c, v1, mp, []int{0, 1})
 
-	// A wider filter: the resync adds the arm/v7 image and attestation.
-	must(c.must(ctx, "PATCH", remoteHref, map[string]any{"include_platforms": []string{"linux/amd64", "linux/arm64/v8", "linux/arm/v7"}}))
+	// A wider filter, set with the mooring command: the resync adds the
+	// arm/v7 image and attestation.
+	home := t.TempDir()
+	os.WriteFile(filepath.Join(home, ".netrc"), []byte("machine 127.0.0.1\nlogin admin\npassword "+password+"\n"), 0o600)
+	cmd := &cli{t: t, bin: buildCLI(t), url: "http://" + p.api, home: home, dir: home}
+	if _, stderr, code := cmd.run("remote", "update", "multi", "--include-platforms", "linux/amd64,linux"); code == 0 || !strings.Contains(stderr, "include_platforms") {
+		t.Errorf("mooring remote update --include-platforms linux/amd64,linux: exit %d, %q; want a failure naming include_platforms", code, stderr)
+	}
+	cmd.ok("remote", "update", "multi", "--include-platforms", "linux/amd64,linux/arm64/v8,linux/arm/v7")
 	v2 := sync(false)
 	checkPresent(ctx, t, c, v2, mp, []int{0, 1, 2})
 	checkFiltered(ctx, t, p.content, mp.Images[2].Digest, false)

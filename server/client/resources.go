@@ -111,6 +111,7 @@ type Remote struct {
 	SSLValidation       bool      `json:"ssl_validation"`
 	ProxyURL            *string   `json:"proxy_url"`
 	Policy              string    `json:"policy,omitempty"`
+	IncludePlatforms    []string  `json:"include_platforms"`
 }
 
 // RemoteRequest is the fields of a remote to set. For PATCH only the
@@ -131,6 +132,7 @@ type RemoteRequest struct {
 	SSLValidation        *bool     `json:"ssl_validation,omitempty"`
 	ProxyURL             *string   `json:"proxy_url,omitempty"`
 	Policy               string    `json:"policy,omitempty"`
+	IncludePlatforms     *[]string `json:"include_platforms,omitempty"`
 }
 
 const remotesPath = APIRoot + "remotes/docker/docker/"
