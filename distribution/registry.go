@@ -364,6 +364,7 @@ func (r *Registry) PlatformManifest(ctx context.Context, v *View, m *Manifest, o
 	if err != nil {
 		return nil, err
 	}
+	var missing error
 	for _, ref := range refs {
 		if ref.Platform == nil || ref.Platform.OS != os || ref.Platform.Architecture != arch || !accept(ref.MediaType) {
 			continue
@@ -375,6 +376,10 @@ func (r *Registry) PlatformManifest(ctx context.Context, v *View, m *Manifest, o
 		if !errors.Is(err, errdef.ErrManifestUnknown) {
 			return nil, err
 		}
+		missing = err // such as one a platform filter left out
+	}
+	if missing != nil {
+		return nil, missing
 	}
 	return nil, errdef.New(errdef.ErrManifestUnknown, "no %s/%s manifest of an acceptable media type in list %s", os, arch, m.Digest)
 }

@@ -135,6 +135,27 @@ func TestIncludePlatformsREST(t *testing.T) {
 		if r := e.get("GET", "/v2/app/manifests/"+mp.Images[3].Digest.String(), "Accept", accept); r.status != http.StatusOK {
 			t.Errorf("GET the s390x child after an unfiltered sync: %d %s", r.status, r.body)
 		}
+
+		// A client that reads no lists gets the list's linux/amd64 image
+		// for a tag, while there is one; a mirror sync without amd64
+		// takes it away, and the answer says why.
+		imageOnly := ocispec.MediaTypeImageManifest
+		if r := e.get("GET", "/v2/app/manifests/1.0", "Accept", imageOnly); r.status != http.StatusOK || r.header.Get("Docker-Content-Digest") != mp.Images[0].Digest.String() {
+			t.Errorf("GET 1.0 accepting only image manifests: %d %s, want the amd64 image", r.status, r.header.Get("Docker-Content-Digest"))
+		}
+		e.call("PATCH", rhref, map[string]any{"include_platforms": []string{"linux/arm64"}})
+		if tk := e.waitTask(e.call("POST", rhref+"sync/", map[string]any{"repository": repo, "mirror": true}).json(t)["task"].(string)); tk["state"] != "completed" {
+			t.Fatalf("mirror sync: %v", tk)
+		}
+		for _, ref := range []string{"1.0", mp.Images[0].Digest.String()} {
+			r := e.get("GET", "/v2/app/manifests/"+ref, "Accept", imageOnly)
+			if r.status != http.StatusNotFound || !strings.Contains(string(r.body), "filtered out by the remote's platform filter") {
+				t.Errorf("GET %s accepting only image manifests after a mirror sync without amd64: %d %s", ref, r.status, r.body)
+			}
+		}
+		if r := e.get("GET", "/v2/app/manifests/"+mp.Images[1].Digest.String(), "Accept", accept); r.status != http.StatusOK {
+			t.Errorf("GET the arm64 child after the mirror sync: %d %s", r.status, r.body)
+		}
 	})
 }
 
