@@ -54,7 +54,9 @@ func (s *Store) ListedManifests(ctx context.Context, listID int64, v *VersionRef
 		q := s.db.NewSelect().Model(&got).ExcludeColumn("raw").
 			Where("type IN (?) AND digest IN (?) AND name = ''", bun.In(documentTypes), bun.In(chunk))
 		if v != nil {
-			q = q.Where("id IN (SELECT rc.content_id FROM repository_contents AS rc WHERE rc.repository_id = ? AND "+rcPresentIn+")",
+			// Correlated, so that each unit is checked through the
+			// membership index instead of every unit of v being read.
+			q = q.Where("EXISTS (SELECT 1 FROM repository_contents AS rc WHERE rc.content_id = ?TableAlias.id AND rc.repository_id = ? AND "+rcPresentIn+")",
 				v.RepositoryID, v.Number, v.Number)
 		}
 		if err := q.Scan(ctx); err != nil {
@@ -76,9 +78,11 @@ func (s *Store) ListedManifests(ctx context.Context, listID int64, v *VersionRef
 // names digest d among its manifests: with d itself not in v, the list is
 // sparse there. One indexed query.
 func (s *Store) NamedByList(ctx context.Context, v VersionRef, d digest.Digest) (bool, error) {
+	// The refs naming d are few (content_refs_child); each is checked
+	// against the version through the membership index.
 	return s.db.NewSelect().TableExpr("content_refs AS r").ColumnExpr("1").
-		Join("JOIN repository_contents AS rc ON rc.content_id = r.parent_id").
 		Where("r.child_digest = ? AND r.role = ?", d, RoleManifest).
-		Where("rc.repository_id = ? AND "+rcPresentIn, v.RepositoryID, v.Number, v.Number).
+		Where("EXISTS (SELECT 1 FROM repository_contents AS rc WHERE rc.content_id = r.parent_id AND rc.repository_id = ? AND "+rcPresentIn+")",
+			v.RepositoryID, v.Number, v.Number).
 		Exists(ctx)
 }
