@@ -275,6 +275,11 @@ func New(ctx context.Context, db *bun.DB, blobs storage.Driver, opts Options) (*
 			return pushes.Staged(ctx, repoID, d)
 		}
 	}
+	if ropts.Pushed == nil {
+		ropts.Pushed = func(ctx context.Context, repoID string) (bool, error) {
+			return pushes.IsPushRepository(ctx, repoID)
+		}
+	}
 	m.Registry = distribution.NewRegistry(m.Distributions, m.Repositories, blobs, ropts)
 	pushes = push.NewService(db, blobs, m.Registry, push.Options{UploadTimeout: opts.UploadTimeout, Logger: log, MaxBlobSize: opts.MaxBlobSize,
 		Created: m.ownFirstPush, NamespaceQuota: opts.NamespaceQuota})

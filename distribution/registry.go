@@ -48,6 +48,12 @@ type Options struct {
 	// distributions' base paths; without it they are NAME_UNKNOWN until
 	// something else created them.
 	PullThrough PullThrough
+	// Pushed, when set, reports whether a repository takes registry
+	// pushes. A manifest a list in the served version names, but which the
+	// version does not hold, is MANIFEST_UNKNOWN saying that the remote's
+	// platform filter left it out, unless the repository takes pushes
+	// (there it was deleted).
+	Pushed func(ctx context.Context, repositoryID string) (bool, error)
 }
 
 // BlobFetcher fetches on-demand blobs (see repository's lazy.go): the
@@ -312,7 +318,7 @@ func (r *Registry) lookupManifest(ctx context.Context, v *View, reference string
 		return nil, err
 	}
 	if targetID == 0 {
-		return nil, unknown
+		return nil, r.filtered(ctx, v, reference, unknown)
 	}
 	c, err := r.repos.ContentByID(ctx, targetID)
 	if err != nil {
@@ -358,6 +364,7 @@ func (r *Registry) PlatformManifest(ctx context.Context, v *View, m *Manifest, o
 	if err != nil {
 		return nil, err
 	}
+	var missing error
 	for _, ref := range refs {
 		if ref.Platform == nil || ref.Platform.OS != os || ref.Platform.Architecture != arch || !accept(ref.MediaType) {
 			continue
@@ -369,6 +376,10 @@ func (r *Registry) PlatformManifest(ctx context.Context, v *View, m *Manifest, o
 		if !errors.Is(err, errdef.ErrManifestUnknown) {
 			return nil, err
 		}
+		missing = err // such as one a platform filter left out
+	}
+	if missing != nil {
+		return nil, missing
 	}
 	return nil, errdef.New(errdef.ErrManifestUnknown, "no %s/%s manifest of an acceptable media type in list %s", os, arch, m.Digest)
 }

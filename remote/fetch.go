@@ -191,10 +191,15 @@ func (fr *fetcher) byDigest(ctx context.Context, digests []digest.Digest) (map[d
 	return out, nil
 }
 
-// children makes sure every manifest a list names is known, read back from
+// children makes sure every manifest a list names that the remote's
+// platform filter keeps (see Platforms.Select) is known, read back from
 // the repository store or fetched by digest, one level at a time: an OCI
 // index may name indexes.
 func (fr *fetcher) children(ctx context.Context) error {
+	platforms, err := ParsePlatforms(fr.run.r.IncludePlatforms)
+	if err != nil {
+		return &SyncError{Op: "check remote", Ref: fr.run.r.Name, Err: err}
+	}
 	expanded := map[digest.Digest]bool{}
 	asked := map[digest.Digest]bool{}
 	for {
@@ -205,7 +210,7 @@ func (fr *fetcher) children(ctx context.Context) error {
 				continue
 			}
 			expanded[d] = true
-			for _, m := range l.Manifests {
+			for _, m := range platforms.Select(l.Manifests) {
 				if fr.docs[m.Digest] == nil && !asked[m.Digest] {
 					asked[m.Digest] = true
 					want = append(want, m.Digest)

@@ -76,6 +76,15 @@ type Remote struct {
 	// for any one character.
 	IncludeTags []string `json:"include_tags" bun:"include_tags,type:text"`
 	ExcludeTags []string `json:"exclude_tags" bun:"exclude_tags,type:text"`
+	// IncludePlatforms, when not empty, limits what a sync takes from each
+	// manifest list or OCI index to the manifests for these platforms
+	// ("os/architecture[/variant]", such as "linux/arm64/v8"; see
+	// ParsePlatform and Platforms.Select) and the attestation manifests
+	// describing them. The list itself is kept byte for byte, with its
+	// upstream digest, naming children that are not synced; the registry
+	// answers MANIFEST_UNKNOWN for those. Manifests that tags name
+	// directly are synced whatever their platform.
+	IncludePlatforms []string `json:"include_platforms" bun:"include_platforms,type:text"`
 	// DownloadConcurrency bounds parallel requests to the upstream
 	// (default 10, at most MaxDownloadConcurrency).
 	DownloadConcurrency int `json:"download_concurrency" bun:"download_concurrency"`
@@ -278,6 +287,9 @@ func (r *Remote) Validate() error {
 			}
 		}
 	}
+	if _, err := ParsePlatforms(r.IncludePlatforms); err != nil {
+		return err
+	}
 	if r.MaxBandwidth < 0 {
 		return bad("max_bandwidth", "must not be negative")
 	}
@@ -397,7 +409,7 @@ func (r *Remote) defaults() {
 
 // normalize gives nil lists a stored form of [] rather than null.
 func (r *Remote) normalize() {
-	for _, l := range []*[]string{&r.WhitelistTags, &r.IncludeTags, &r.ExcludeTags} {
+	for _, l := range []*[]string{&r.WhitelistTags, &r.IncludeTags, &r.ExcludeTags, &r.IncludePlatforms} {
 		if *l == nil {
 			*l = []string{}
 		}

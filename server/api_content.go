@@ -30,10 +30,13 @@ type contentJSON struct {
 	ConfigBlob *string   `json:"config_blob,omitempty"`
 	Blobs      *[]string `json:"blobs,omitempty"`
 	Manifests  *[]string `json:"manifests,omitempty"`
+	// Lists: which of their entries are present (see api_listed.go).
+	listedJSON
 }
 
-// contentViews renders units, linking each tag to what it names.
-func (s *Server) contentViews(ctx context.Context, units []repository.Content) ([]contentJSON, error) {
+// contentViews renders units, linking each tag to what it names; a list's
+// entries are present when version in holds them (stored, when in is nil).
+func (s *Server) contentViews(ctx context.Context, units []repository.Content, in *repository.VersionRef) ([]contentJSON, error) {
 	out := make([]contentJSON, len(units))
 	for i := range units {
 		out[i] = contentView(&units[i])
@@ -46,6 +49,9 @@ func (s *Server) contentViews(ctx context.Context, units []repository.Content) (
 			out[i].TaggedManifest = &h
 		}
 		if err := s.linkRefs(ctx, &units[i], &out[i]); err != nil {
+			return nil, err
+		}
+		if err := s.listEntries(ctx, &units[i], in, &out[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -176,7 +182,7 @@ func (s *Server) listContent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out, err := s.contentViews(r.Context(), units)
+	out, err := s.contentViews(r.Context(), units, f.In)
 	if err != nil {
 		return err
 	}
@@ -192,7 +198,7 @@ func (s *Server) getContent(w http.ResponseWriter, r *http.Request) error {
 	if c.Type != contentKinds[mux.Vars(r)["kind"]] {
 		return errNotFound
 	}
-	out, err := s.contentViews(r.Context(), []repository.Content{*c})
+	out, err := s.contentViews(r.Context(), []repository.Content{*c}, nil)
 	if err != nil {
 		return err
 	}

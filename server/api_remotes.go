@@ -32,6 +32,7 @@ type remoteJSON struct {
 	MaxBandwidth         int64    `json:"max_bandwidth"`
 	RateLimit            int      `json:"rate_limit"`
 	SyncReferrers        bool     `json:"sync_referrers"`
+	IncludePlatforms     []string `json:"include_platforms"`
 }
 
 func nullable(s string) *string {
@@ -68,6 +69,7 @@ func remoteView(r *remote.Remote) remoteJSON {
 		MaxBandwidth:         r.MaxBandwidth,
 		RateLimit:            r.RateLimit,
 		SyncReferrers:        r.SyncReferrers(),
+		IncludePlatforms:     list(r.IncludePlatforms),
 	}
 }
 
@@ -104,7 +106,8 @@ func readRemote(r *http.Request, rm *remote.Remote) error {
 	for _, f := range []struct {
 		name string
 		dst  *[]string
-	}{{"whitelist_tags", &rm.WhitelistTags}, {"include_tags", &rm.IncludeTags}, {"exclude_tags", &rm.ExcludeTags}} {
+	}{{"whitelist_tags", &rm.WhitelistTags}, {"include_tags", &rm.IncludeTags}, {"exclude_tags", &rm.ExcludeTags},
+		{"include_platforms", &rm.IncludePlatforms}} {
 		if v := b.strList(f.name); v != nil {
 			*f.dst = *v
 		}

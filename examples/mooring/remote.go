@@ -24,7 +24,7 @@ func (a *app) remoteCommand() *cobra.Command {
 // given are the fields sent.
 func (a *app) remoteEdit(create bool) *cobra.Command {
 	var url, upstream, username, password, proxy, policy, caFile string
-	var include, exclude []string
+	var include, exclude, platforms []string
 	var concurrency int
 	var tlsVerify, syncReferrers bool
 	cmd := &cobra.Command{
@@ -48,6 +48,7 @@ func (a *app) remoteEdit(create bool) *cobra.Command {
 		set("upstream-name", "upstream_name", upstream)
 		set("include-tags", "include_tags", include)
 		set("exclude-tags", "exclude_tags", exclude)
+		set("include-platforms", "include_platforms", platforms)
 		set("download-concurrency", "download_concurrency", concurrency)
 		set("remote-username", "username", username)
 		set("remote-password", "password", password)
@@ -88,6 +89,7 @@ func (a *app) remoteEdit(create bool) *cobra.Command {
 	f.StringVar(&upstream, "upstream-name", "", "the repository on the registry, such as busybox")
 	f.StringSliceVar(&include, "include-tags", nil, "sync only tags matching these patterns (* and ?)")
 	f.StringSliceVar(&exclude, "exclude-tags", nil, "skip tags matching these patterns")
+	f.StringSliceVar(&platforms, "include-platforms", nil, "sync only these platforms of manifest lists (os/arch[/variant]); lists keep their digests")
 	f.IntVar(&concurrency, "download-concurrency", 10, "parallel downloads")
 	// Not --username: that is the Mooring user's, on every command.
 	f.StringVar(&username, "remote-username", "", "user name at the registry")

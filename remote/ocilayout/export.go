@@ -299,6 +299,13 @@ func (w *walker) walk(ctx context.Context, unit *repository.Content, reached map
 				typ = content.TypeManifestList
 			}
 			child, err := w.repos.ContentByDigest(ctx, typ, r.ChildDigest)
+			if errors.Is(err, errdef.ErrNotFound) {
+				// A sync with include_platforms keeps lists whole but
+				// leaves children out; a layout of them would be too.
+				return desc, errdef.New(errdef.ErrConflict, "list %s names manifest %s, which is not stored "+
+					"(a sync with include_platforms left it out): an OCI layout of the list would be incomplete; "+
+					"export other tags, or sync every platform of the list first", unit.Digest, r.ChildDigest)
+			}
 			if err != nil {
 				return desc, fmt.Errorf("%s names %s: %w", unit.Digest, r.ChildDigest, err)
 			}

@@ -112,6 +112,7 @@ type Remote struct {
 	ProxyURL            *string   `json:"proxy_url"`
 	Policy              string    `json:"policy,omitempty"`
 	SyncReferrers       bool      `json:"sync_referrers"`
+	IncludePlatforms    []string  `json:"include_platforms"`
 }
 
 // RemoteRequest is the fields of a remote to set. For PATCH only the
@@ -133,6 +134,7 @@ type RemoteRequest struct {
 	ProxyURL             *string   `json:"proxy_url,omitempty"`
 	Policy               string    `json:"policy,omitempty"`
 	SyncReferrers        *bool     `json:"sync_referrers,omitempty"`
+	IncludePlatforms     *[]string `json:"include_platforms,omitempty"`
 }
 
 const remotesPath = APIRoot + "remotes/docker/docker/"
