@@ -190,6 +190,10 @@ type resolved struct {
 	recursive bool
 	// removeField is the field a refused removal is reported on.
 	removeField string
+	// within, when set, is the version whose units alone the additions
+	// bring with them (a copy's source): a manifest list a sync filtered
+	// by platform brings only the children that version holds.
+	within *VersionRef
 	base        *int
 }
 
@@ -203,7 +207,7 @@ func (s *Store) resolveAction(ctx context.Context, repo *Repository, a Action, w
 	case ActionTag:
 		var id int64
 		id, err = s.resolveTag(ctx, latest, a.Tag, a.Digest, write)
-		r.add = []int64{id}
+		r.add, r.within = []int64{id}, &latest
 	case ActionUntag:
 		r.recursive = false
 		r.remove, err = s.resolveUntag(ctx, latest, a.Tag)
@@ -212,10 +216,17 @@ func (s *Store) resolveAction(ctx context.Context, repo *Repository, a Action, w
 	case ActionRemove:
 		r.removeField = "content_units"
 		r.remove, r.removeAll, err = s.resolveRemoval(ctx, "content_units", a.Units)
-	case ActionCopyTags:
-		r.add, err = s.resolveCopyTags(ctx, a.Source, a.Names)
-	case ActionCopyManifests:
-		r.add, err = s.resolveCopyManifests(ctx, a.Source, a.Digests, a.MediaTypes)
+	case ActionCopyTags, ActionCopyManifests:
+		var src VersionRef
+		if src, err = s.sourceVersion(ctx, a.Source); err != nil {
+			return nil, err
+		}
+		r.within = &src
+		if a.Kind == ActionCopyTags {
+			r.add, err = s.resolveCopyTags(ctx, a.Source, a.Names)
+		} else {
+			r.add, err = s.resolveCopyManifests(ctx, a.Source, a.Digests, a.MediaTypes)
+		}
 	case ActionModify:
 		r.removeField = "remove_content_units"
 		if r.add, err = s.resolveUnits(ctx, "add_content_units", a.Add); err != nil {

@@ -352,3 +352,36 @@ func TestExactChange(t *testing.T) {
 		}
 	})
 }
+
+// TestCopySparseList: copying a tag of a manifest list that its version
+// holds only some children of (a sync filtered by platform) brings those
+// children alone, although the others are stored (here, held by another
+// repository).
+func TestCopySparseList(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, d *bun.DB) {
+		ctx := context.Background()
+		s := newStore(t, d)
+		src, _ := s.CreateRepository(ctx, "sparse-src", "")
+		other, _ := s.CreateRepository(ctx, "sparse-other", "")
+		dst, _ := s.CreateRepository(ctx, "sparse-dst", "")
+		amd, arm := putImage(t, s, "sparse-amd"), putImage(t, s, "sparse-arm")
+		list := putList(t, s, amd, arm)
+		tag, err := s.PutTag(ctx, "multi", list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.NewVersion(ctx, src.ID, repository.Change{Add: append(amd.ids(), list.ID, tag.ID)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.NewVersion(ctx, other.ID, repository.Change{Add: arm.ids()}); err != nil {
+			t.Fatal(err)
+		}
+		v, err := s.CopyTags(ctx, dst.ID, repository.Source{RepositoryID: src.ID}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := holds(t, s, dst.ID, v.Number), closure(amd, list, tag); !slices.Equal(got, want) {
+			t.Errorf("copied %v, want the source's %v", got, want)
+		}
+	})
+}

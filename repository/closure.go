@@ -46,7 +46,7 @@ func (s *Store) closeChange(ctx context.Context, repo *Repository, r *resolved) 
 	if r.base != nil {
 		from.Number = *r.base
 	}
-	added, err := s.addClosure(ctx, r.add)
+	added, err := s.addClosure(ctx, r.add, r.within)
 	if err != nil {
 		return ch, err
 	}
@@ -78,8 +78,9 @@ func (s *Store) closeChange(ctx context.Context, repo *Repository, r *resolved) 
 
 // addClosure returns ids with every unit they reference, directly or not:
 // the manifest or list a tag names, the manifests of a list, the config
-// and layers of a manifest. Referenced units not stored are left out.
-func (s *Store) addClosure(ctx context.Context, ids []int64) (map[int64]node, error) {
+// and layers of a manifest. Referenced units not stored (not in version
+// *within, when it is set) are left out.
+func (s *Store) addClosure(ctx context.Context, ids []int64, within *VersionRef) (map[int64]node, error) {
 	out := make(map[int64]node, len(ids))
 	frontier, err := s.nodes(ctx, ids)
 	if err != nil {
@@ -105,7 +106,7 @@ func (s *Store) addClosure(ctx context.Context, ids []int64) (map[int64]node, er
 		if err != nil {
 			return nil, err
 		}
-		children, err := s.children(ctx, nil, docs)
+		children, err := s.children(ctx, within, docs)
 		if err != nil {
 			return nil, err
 		}
