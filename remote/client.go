@@ -185,6 +185,7 @@ type upstream struct {
 	client *auth.Client
 	policy RetryPolicy
 	base   string // scheme://host
+	limits *quotaTransport
 }
 
 func newUpstream(r *Remote, policy RetryPolicy) (*upstream, error) {
@@ -196,7 +197,8 @@ func newUpstream(r *Remote, policy RetryPolicy) (*upstream, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt := retry.NewTransport(throttleTransport{base: tr, t: throttleOf(r)})
+	limits := newQuotaTransport(throttleTransport{base: tr, t: throttleOf(r)}, u, r.Username, policy.MaxRetryAfter)
+	rt := retry.NewTransport(limits)
 	rt.Policy = func() retry.Policy { return policy }
 	client := &auth.Client{
 		Client: &http.Client{Transport: targetTransport{retryAfterTransport{rt}}},
@@ -216,7 +218,7 @@ func newUpstream(r *Remote, policy RetryPolicy) (*upstream, error) {
 	}
 	// ref.Host maps docker.io to registry-1.docker.io, as oras-go's own
 	// requests do.
-	return &upstream{repo: repo, client: client, policy: policy, base: u.Scheme + "://" + ref.Host()}, nil
+	return &upstream{repo: repo, client: client, policy: policy, base: u.Scheme + "://" + ref.Host(), limits: limits}, nil
 }
 
 // transport builds the HTTP transport the remote's TLS and proxy settings
@@ -391,7 +393,7 @@ func statusError(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	msg := strings.TrimSpace(string(bytes.ToValidUTF8(body, nil)))
 	if msg == "" {
-		return fmt.Errorf("%s %s: %s", resp.Request.Method, resp.Request.URL, resp.Status)
+		return &statusErr{status: resp.StatusCode, msg: fmt.Sprintf("%s %s: %s", resp.Request.Method, resp.Request.URL, resp.Status)}
 	}
-	return fmt.Errorf("%s %s: %s: %s", resp.Request.Method, resp.Request.URL, resp.Status, msg)
+	return &statusErr{status: resp.StatusCode, msg: fmt.Sprintf("%s %s: %s: %s", resp.Request.Method, resp.Request.URL, resp.Status, msg)}
 }
