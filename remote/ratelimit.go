@@ -448,7 +448,11 @@ func (e *RateLimitError) Error() string {
 	if e.Tags == 0 {
 		b.WriteString("the tag list was not read yet")
 	} else {
-		fmt.Fprintf(&b, "%d of %d tags, %d manifests fetched, ", e.TagsDone, e.Tags, e.ManifestsFetched)
+		fmt.Fprintf(&b, "%d of %d tags, %d manifest", e.TagsDone, e.Tags, e.ManifestsFetched)
+		if e.ManifestsFetched != 1 {
+			b.WriteString("s")
+		}
+		b.WriteString(" fetched, ")
 		if e.Blobs == 0 {
 			b.WriteString("no blob downloaded yet")
 		} else {

@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/repository"
@@ -21,6 +22,9 @@ type SyncArgs struct {
 	Repository string `json:"repository"`
 	// Mirror is SyncOptions.Mirror.
 	Mirror bool `json:"mirror"`
+	// RetryPatience is SyncOptions.RetryPatience in seconds; 0 is the
+	// default.
+	RetryPatience int `json:"retry_patience,omitempty"`
 }
 
 // EnqueueSync enqueues a SyncTask of args on tasks and returns it. The task
@@ -51,7 +55,8 @@ func SyncHandler(s *Syncer, remotes *Store, created func(v *repository.Version) 
 		if err != nil {
 			return err
 		}
-		res, err := s.Sync(ctx, rm, args.Repository, SyncOptions{Mirror: args.Mirror, Progress: p})
+		res, err := s.Sync(ctx, rm, args.Repository, SyncOptions{Mirror: args.Mirror, Progress: p,
+			RetryPatience: time.Duration(args.RetryPatience) * time.Second})
 		if err != nil {
 			return err
 		}

@@ -170,6 +170,9 @@ func (c *Client) DeleteRemote(ctx context.Context, href string) (*TaskRef, error
 type SyncRequest struct {
 	Repository string `json:"repository"`
 	Mirror     bool   `json:"mirror,omitempty"`
+	// RetryPatience is how many seconds the sync may wait, at a time, for
+	// the upstream's rate limit; 0 is the server's default (2 minutes).
+	RetryPatience int `json:"retry_patience,omitempty"`
 }
 
 // Sync enqueues a sync of the remote at remoteHref.
