@@ -43,7 +43,8 @@ type RetryPolicy struct {
 	// MaxWait caps a wait (default 10s).
 	MaxWait time.Duration
 	// MaxRetryAfter is the longest Retry-After a 429 may ask for (default
-	// 2m); a longer one fails the request instead.
+	// 2m); a longer one fails the request instead. It is also the longest
+	// a request waits for a used-up quota to renew (ratelimit.go).
 	MaxRetryAfter time.Duration
 }
 

@@ -439,7 +439,7 @@ func (e *RateLimitError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "rate limited by %s: ", e.Upstream)
 	if e.Until.IsZero() {
-		b.WriteString("it answers 429 Too Many Requests without saying for how long; sync again later to continue")
+		b.WriteString("it kept answering 429 Too Many Requests, and did not say until when; sync again later to continue")
 	} else {
 		fmt.Fprintf(&b, "its request quota is used up until %s (%s after the sync stopped); sync again after then to continue",
 			e.Until.UTC().Format(time.RFC3339), e.after.Round(time.Second))

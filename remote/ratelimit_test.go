@@ -154,3 +154,27 @@ func TestRateLimit(t *testing.T) {
 		checkBlobsOnce(t, p)
 	})
 }
+
+// TestRateLimitOnDemand: a blob pulled on demand while the upstream's
+// quota is used up for an hour is refused at once with ErrTooManyRequests
+// and the hour as its Retry-After, and the upstream is not asked.
+func TestRateLimitOnDemand(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, dbtest.Open(t, "sqlite"))
+	host := regtest.StartInProcess(t)
+	if _, err := regtest.PushImage(ctx, host, "team/app", "v1", regtest.ImageOpts{Seed: "ondemand-quota"}); err != nil {
+		t.Fatal(err)
+	}
+	// The on_demand sync asks 3 times: tag list, manifest, config.
+	p := regtest.StartQuotaProxy(t, host, regtest.QuotaOptions{Limit: 3, Window: time.Hour, Headers: regtest.IETFQuotaHeaders})
+	lazySync(t, f, p.URL, "team/app", remote.PolicyOnDemand)
+	layer := regtest.LayerDescriptor("ondemand-quota", 0, 1024, "")
+	_, err := f.readAll(ctx, f.fetcher(remote.FetcherOptions{}), layer.Digest, layer.Size)
+	var ra *errdef.RetryAfter
+	if !errors.Is(err, errdef.ErrTooManyRequests) || !errors.As(err, &ra) || ra.After < 59*time.Minute || ra.After > time.Hour {
+		t.Errorf("pull with the quota used up for an hour: %v, want ErrTooManyRequests with a Retry-After of an hour", err)
+	}
+	if n, gets := p.TooMany(), len(p.BlobGETs()); n != 0 || gets != 1 {
+		t.Errorf("the upstream answered 429 %d times and served %d blobs; want no 429 and the config only", n, gets)
+	}
+}
