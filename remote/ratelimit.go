@@ -51,9 +51,14 @@ import (
 // retry transport, so each attempt passes the gate and every answer is
 // read.
 //
-// Only requests of the kinds whose answers carry quota headers are
-// counted: Docker Hub counts manifest requests, not blob downloads, and
-// answers blob requests without the headers.
+// Not every kind of request counts: Docker Hub counts manifest GETs only,
+// answers blob requests without the headers and HEAD requests with the
+// count unchanged. A kind (method and manifests, blobs, tags or other) is
+// counted until its answers show otherwise: one without the headers, or
+// one to a request sent after the count was learned showing the count
+// unchanged. With the quota used up, one request at a time of a kind not
+// known yet may go to find out (a 429 says it counts); manifest GETs are
+// always counted.
 
 const (
 	// maxQuotaWindow bounds the windows and resets believed: a longer one
@@ -158,14 +163,21 @@ func resetSeconds(v string, now time.Time) (time.Duration, bool) {
 	return d, true
 }
 
-// kindState is what is known of a kind of request: whether its answers
-// carry quota headers.
+// kindState is what is known of a kind of request: whether the upstream
+// counts it against the quota.
 type kindState int
 
 const (
-	kindUnknown kindState = iota // not answered yet: counted, to be safe
-	kindCounted                  // answers carry quota headers (or 429)
-	kindFree                     // answered without them: not counted
+	// kindUnknown: counted, to be safe. With the quota used up, one
+	// request of the kind at a time may still go to find out.
+	kindUnknown kindState = iota
+	// kindCounted: an answer showed the count drop, or was a 429.
+	kindCounted
+	// kindUncounted: an answer carried the quota headers and showed the
+	// count unchanged (Docker Hub's HEAD requests).
+	kindUncounted
+	// kindFree: answered without quota headers (Docker Hub's blobs).
+	kindFree
 )
 
 // quota is what a registry host said of one account's quota, and the
@@ -189,6 +201,9 @@ type quota struct {
 	sent, leftAt uint64
 	// inflight counts counted requests sent and not answered.
 	inflight int
+	// probing: a request of a kind not known to count is in flight
+	// although the quota is used up.
+	probing bool
 	// next is when the next paced request may start.
 	next  time.Time
 	kinds map[string]kindState
@@ -200,7 +215,10 @@ type quota struct {
 var quotas sync.Map
 
 func quotaFor(base, username string) *quota {
-	v, _ := quotas.LoadOrStore(base+"\x00"+username, &quota{kinds: map[string]kindState{}, wake: make(chan struct{})})
+	// Manifest GETs are what every rate limit counts (Docker Hub's
+	// "pulls"): never probed.
+	kinds := map[string]kindState{"GET manifests": kindCounted}
+	v, _ := quotas.LoadOrStore(base+"\x00"+username, &quota{kinds: kinds, wake: make(chan struct{})})
 	return v.(*quota)
 }
 
@@ -213,6 +231,7 @@ func (q *quota) low() int {
 type ticket struct {
 	seq     uint64
 	counted bool
+	probe   bool
 }
 
 // admit waits until a request of kind may be sent, at most patience at a
@@ -249,7 +268,7 @@ func (q *quota) admit(ctx context.Context, kind string, patience time.Duration) 
 func (q *quota) reserve(kind string, now time.Time, patience time.Duration) (t ticket, pace, blocked time.Duration, wake <-chan struct{}, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.kinds[kind] == kindFree {
+	if k := q.kinds[kind]; k == kindFree || k == kindUncounted {
 		return ticket{}, 0, 0, nil, nil
 	}
 	if q.known && !q.reset.IsZero() && !now.Before(q.reset) {
@@ -259,7 +278,13 @@ func (q *quota) reserve(kind string, now time.Time, patience time.Duration) (t t
 	remaining := q.left - q.inflight
 	switch {
 	case !q.known:
-	case remaining <= 0 && !q.reset.IsZero():
+	case q.left <= 0 && q.kinds[kind] == kindUnknown && !q.probing:
+		// None left, but whether this kind counts at all is not known:
+		// one request finds out, the others wait for its answer.
+		q.probing, t.probe = true, true
+	case q.left <= 0 && q.kinds[kind] == kindUnknown:
+		return ticket{}, 0, time.Second, q.wake, nil
+	case q.left <= 0 && !q.reset.IsZero():
 		wait := q.reset.Sub(now) + resetMargin
 		if wait > patience {
 			return ticket{}, 0, 0, nil, &errdef.RetryAfter{After: q.reset.Sub(now), Err: errdef.New(errdef.ErrTooManyRequests,
@@ -267,8 +292,8 @@ func (q *quota) reserve(kind string, now time.Time, patience time.Duration) (t t
 		}
 		return ticket{}, 0, wait, nil, nil
 	case remaining <= 0 && q.inflight > 0:
-		// When the quota renews is not known: the answers in flight
-		// will tell more.
+		// The requests in flight may use up what is left (or, when the
+		// quota renews is not known, was left): wait for their answers.
 		return ticket{}, 0, time.Second, q.wake, nil
 	case remaining <= q.low() && !q.reset.IsZero():
 		slot := now
@@ -282,7 +307,8 @@ func (q *quota) reserve(kind string, now time.Time, patience time.Duration) (t t
 	}
 	q.sent++
 	q.inflight++
-	return ticket{seq: q.sent, counted: true}, pace, 0, nil, nil
+	t.seq, t.counted = q.sent, true
+	return t, pace, 0, nil, nil
 }
 
 // finish learns from the answer to request t of kind, received at now;
@@ -306,6 +332,9 @@ func (q *quota) finish(kind string, t ticket, resp *http.Response, now time.Time
 		close(q.wake)
 		q.wake = make(chan struct{})
 	}
+	if t.probe {
+		q.probing = false
+	}
 	if resp == nil {
 		return
 	}
@@ -315,8 +344,17 @@ func (q *quota) finish(kind string, t ticket, resp *http.Response, now time.Time
 		}
 		return
 	}
-	q.kinds[kind] = kindCounted
-	if !q.known || tooMany || info.remaining < q.left || t.seq > q.leftAt {
+	// A request sent after the count was learned was counted after it:
+	// whether its answer shows the count lower, the same or higher says
+	// whether the kind counts (or the quota renewed).
+	after := t.counted && q.known && t.seq > q.leftAt
+	switch {
+	case tooMany || after && info.remaining < q.left:
+		q.kinds[kind] = kindCounted
+	case after && info.remaining == q.left:
+		q.kinds[kind] = kindUncounted
+	}
+	if !q.known || tooMany || info.remaining < q.left || after || !t.counted && q.inflight == 0 {
 		q.left, q.leftAt, q.known = info.remaining, q.sent, true
 	}
 	if info.limit > 0 {

@@ -89,14 +89,16 @@ func TestQuotaGate(t *testing.T) {
 		return tk, pace, blocked, err
 	}
 
-	// Unknown: the first request goes; its answer says 3 of 30 are left
-	// for 30 s, which is within the last tenth: the three are spaced 10 s
-	// apart.
-	tk, pace, blocked, err := reserve(now)
-	if err != nil || pace != 0 || blocked != 0 {
-		t.Fatalf("first request: pace %v, blocked %v, %v", pace, blocked, err)
+	// Unknown: the first request goes; its answer says 4 of 30 are left
+	// for 30 s. The next one's says 3: requests of this kind count. That
+	// is within the last tenth: the three left are spaced 10 s apart.
+	for _, left := range []string{"4", "3"} {
+		tk, pace, blocked, err := reserve(now)
+		if err != nil || pace != 0 || blocked != 0 {
+			t.Fatalf("request with %s left: pace %v, blocked %v, %v", left, pace, blocked, err)
+		}
+		q.finish(kind, tk, answer(200, "RateLimit-Limit", "30", "RateLimit-Remaining", left, "RateLimit-Reset", "30"), now)
 	}
-	q.finish(kind, tk, answer(200, "RateLimit-Limit", "30", "RateLimit-Remaining", "3", "RateLimit-Reset", "30"), now)
 	var paces []time.Duration
 	var tickets []ticket
 	for range 3 {
@@ -109,11 +111,12 @@ func TestQuotaGate(t *testing.T) {
 	if paces[0] != 0 || paces[1] != 10*time.Second || paces[2] != 20*time.Second {
 		t.Errorf("the last 3 requests of 30 s paced %v, want 0s, 10s, 20s", paces)
 	}
-	// None left while they are in flight, nor once answered: the reset
-	// is 30 s away, beyond a patience of 20 s.
+	// None left while they are in flight: the next waits for their
+	// answers. Once they say none is left, with the reset 30 s away,
+	// beyond a patience of 20 s, it is refused.
 	patience = 20 * time.Second
-	if _, _, _, err := reserve(now); !errors.Is(err, errdef.ErrTooManyRequests) {
-		t.Errorf("a request over the quota: %v, want ErrTooManyRequests", err)
+	if tk, _, blocked, wake, err := q.reserve(kind, now, patience); err != nil || tk.counted || blocked == 0 || wake == nil {
+		t.Errorf("a request while the last are in flight: %+v, blocked %v, %v; want to wait for their answers", tk, blocked, err)
 	}
 	for i, tk := range tickets {
 		q.finish(kind, tk, answer(200, "RateLimit-Limit", "30", "RateLimit-Remaining", []string{"1", "0", "2"}[i], "RateLimit-Reset", "30"), now)
@@ -140,20 +143,43 @@ func TestQuotaGate(t *testing.T) {
 	}
 }
 
-// TestQuotaFreeKinds: requests whose answers carry no quota headers (Docker
-// Hub's blob downloads) are not held back by a used-up quota.
-func TestQuotaFreeKinds(t *testing.T) {
-	q := quotaFor("test://free", "")
+// TestQuotaKinds: as on Docker Hub, requests whose answers carry no quota
+// headers (blob downloads) or show the count unchanged (HEAD requests)
+// are not held back by a used-up quota; a kind not known yet is tried one
+// request at a time.
+func TestQuotaKinds(t *testing.T) {
+	q := quotaFor("test://kinds", "")
 	now := time.Now()
+	hub := func(left string) *http.Response {
+		return answer(200, "ratelimit-limit", "100;w=21600", "ratelimit-remaining", left+";w=21600")
+	}
 	tk, _, _, _, _ := q.reserve("GET blobs", now, time.Second)
 	q.finish("GET blobs", tk, answer(200), now)
-	tk, _, _, _, _ = q.reserve("GET manifests", now, time.Second)
-	q.finish("GET manifests", tk, answer(200, "ratelimit-limit", "100;w=21600", "ratelimit-remaining", "0;w=21600"), now)
+	for _, left := range []string{"1", "0"} {
+		tk, _, _, _, _ = q.reserve("GET manifests", now, time.Second)
+		q.finish("GET manifests", tk, hub(left), now)
+	}
 	if _, _, _, _, err := q.reserve("GET manifests", now, time.Second); !errors.Is(err, errdef.ErrTooManyRequests) {
 		t.Errorf("a manifest request with the quota used up: %v", err)
 	}
 	if _, _, blocked, _, err := q.reserve("GET blobs", now, time.Second); err != nil || blocked != 0 {
 		t.Errorf("a blob request, not counted by the quota: blocked %v, %v", blocked, err)
+	}
+	probe, _, blocked, _, err := q.reserve("HEAD manifests", now, time.Second)
+	if err != nil || blocked != 0 || !probe.probe {
+		t.Fatalf("the first HEAD request with the quota used up: %+v, blocked %v, %v; want a probe", probe, blocked, err)
+	}
+	if tk, _, blocked, wake, err := q.reserve("HEAD manifests", now, time.Second); err != nil || tk.counted || blocked == 0 || wake == nil {
+		t.Errorf("a second HEAD request while the first finds out: %+v, blocked %v, %v; want to wait for its answer", tk, blocked, err)
+	}
+	q.finish("HEAD manifests", probe, hub("0"), now)
+	for range 3 {
+		if tk, _, blocked, _, err := q.reserve("HEAD manifests", now, time.Second); err != nil || blocked != 0 || tk.counted {
+			t.Errorf("a HEAD request, shown not to count: %+v, blocked %v, %v", tk, blocked, err)
+		}
+	}
+	if _, _, _, _, err := q.reserve("GET manifests", now, time.Second); !errors.Is(err, errdef.ErrTooManyRequests) {
+		t.Errorf("a manifest request with the quota used up: %v", err)
 	}
 }
 

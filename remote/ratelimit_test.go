@@ -137,6 +137,35 @@ func TestRateLimit(t *testing.T) {
 		})
 	}
 
+	// Docker Hub counts manifest GETs only, and says so only on manifest
+	// requests. A quota of 3 serves the first sync of 3 tags exactly;
+	// used up for an hour, it still lets a sync of the unchanged
+	// repository through (HEAD requests do not count), and stops a sync
+	// that needs one more manifest, saying when to go on.
+	t.Run("Docker Hub", func(t *testing.T) {
+		rateLimitedImages(t, host, "hub/app")
+		p := regtest.StartQuotaProxy(t, host, regtest.QuotaOptions{Limit: 3, Window: time.Hour, Headers: regtest.DockerHubQuotaHeaders, OnlyManifestGETs: true})
+		f := newFixture(t, dbtest.Open(t, "sqlite"))
+		r := remote.New("hub", p.URL, "hub/app")
+		if res := f.sync(t, r, remote.SyncOptions{}); res.Tags != 3 || res.BlobsDownloaded != 9 {
+			t.Errorf("first sync: %+v, want 3 tags and 9 blobs", *res)
+		}
+		if res := f.sync(t, r, remote.SyncOptions{}); res.Version != nil || res.ManifestRequests != 0 {
+			t.Errorf("sync of the unchanged repository with the quota used up: %+v, want no change and no manifest GET", *res)
+		}
+		if _, err := regtest.PushImage(context.Background(), host, "hub/app", "v4", regtest.ImageOpts{Layers: 2, Seed: "hub/appv4"}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.syncer.Sync(context.Background(), r, f.repoID, remote.SyncOptions{})
+		var rle *remote.RateLimitError
+		if !errors.As(err, &rle) || time.Until(rle.Until) < 59*time.Minute || rle.TagsDone != 3 || rle.Tags != 4 {
+			t.Fatalf("sync of a new tag with the quota used up: %v; want a RateLimitError at 3 of 4 tags, an hour away", err)
+		}
+		if n := p.TooMany(); n != 0 {
+			t.Errorf("the upstream answered 429 %d times", n)
+		}
+	})
+
 	// 429 with a Retry-After of at most 1 s, within the default patience
 	// (2 minutes): the sync waits and succeeds.
 	t.Run("short Retry-After", func(t *testing.T) {

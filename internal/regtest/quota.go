@@ -39,6 +39,10 @@ type QuotaOptions struct {
 	Window time.Duration
 	// Headers selects the rate-limit headers sent on every answer.
 	Headers QuotaHeaders
+	// OnlyManifestGETs makes the proxy count only manifest GETs, and send
+	// the headers only with answers to manifest requests (GET and HEAD),
+	// as Docker Hub does; otherwise every request counts.
+	OnlyManifestGETs bool
 }
 
 // QuotaProxy is a reverse proxy in front of a registry that rations
@@ -79,21 +83,26 @@ func StartQuotaProxy(tb testing.TB, host string, opts QuotaOptions) *QuotaProxy 
 
 func (p *QuotaProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
+	manifest := strings.Contains(r.URL.Path, "/manifests/")
+	counted := !p.opts.OnlyManifestGETs || manifest && r.Method == http.MethodGet
 	p.mu.Lock()
 	if p.start.IsZero() || now.Sub(p.start) >= p.opts.Window {
 		p.start, p.used = now, 0
 	}
 	left := p.opts.Window - now.Sub(p.start)
-	allowed := p.used < p.opts.Limit
-	if allowed {
-		p.used++
-	} else {
+	allowed := !counted || p.used < p.opts.Limit
+	switch {
+	case !allowed:
 		p.tooMany++
+	case counted:
+		p.used++
 	}
 	remaining := p.opts.Limit - p.used
 	p.mu.Unlock()
 
-	p.headers(w.Header(), remaining, left)
+	if !p.opts.OnlyManifestGETs || manifest {
+		p.headers(w.Header(), remaining, left)
+	}
 	if !allowed {
 		w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(left)))
 		http.Error(w, `{"errors":[{"code":"TOOMANYREQUESTS","message":"quota used up"}]}`, http.StatusTooManyRequests)
