@@ -215,11 +215,14 @@ type quota struct {
 var quotas sync.Map
 
 func quotaFor(base, username string) *quota {
+	v, _ := quotas.LoadOrStore(base+"\x00"+username, newQuota())
+	return v.(*quota)
+}
+
+func newQuota() *quota {
 	// Manifest GETs are what every rate limit counts (Docker Hub's
 	// "pulls"): never probed.
-	kinds := map[string]kindState{"GET manifests": kindCounted}
-	v, _ := quotas.LoadOrStore(base+"\x00"+username, &quota{kinds: kinds, wake: make(chan struct{})})
-	return v.(*quota)
+	return &quota{kinds: map[string]kindState{"GET manifests": kindCounted}, wake: make(chan struct{})}
 }
 
 // low is how few remaining requests start pacing: a tenth of the limit.

@@ -80,7 +80,7 @@ func answer(status int, kv ...string) *http.Response {
 // patience once it is used up, and renewing after the reset.
 func TestQuotaGate(t *testing.T) {
 	const kind = "GET manifests"
-	q := quotaFor("test://gate", "")
+	q := newQuota()
 	now := time.Now()
 	patience := time.Minute
 	reserve := func(at time.Time) (ticket, time.Duration, time.Duration, error) {
@@ -148,7 +148,7 @@ func TestQuotaGate(t *testing.T) {
 // are not held back by a used-up quota; a kind not known yet is tried one
 // request at a time.
 func TestQuotaKinds(t *testing.T) {
-	q := quotaFor("test://kinds", "")
+	q := newQuota()
 	now := time.Now()
 	hub := func(left string) *http.Response {
 		return answer(200, "ratelimit-limit", "100;w=21600", "ratelimit-remaining", left+";w=21600")
@@ -187,7 +187,7 @@ func TestQuotaKinds(t *testing.T) {
 // requests without sending them; the gate's error fails the request, not
 // retried by the retry policy.
 func TestQuota429(t *testing.T) {
-	q := quotaFor("test://429", "")
+	q := newQuota()
 	now := time.Now()
 	tk, _, _, _, _ := q.reserve("GET tags", now, time.Second)
 	q.finish("GET tags", tk, answer(http.StatusTooManyRequests, "Retry-After", "3600"), now)
