@@ -44,7 +44,8 @@ type RetryPolicy struct {
 	MaxWait time.Duration
 	// MaxRetryAfter is the longest Retry-After a 429 may ask for (default
 	// 2m); a longer one fails the request instead. It is also the longest
-	// a request waits for a used-up quota to renew (ratelimit.go).
+	// a request waits for a quota that an upstream's RateLimit headers say
+	// is used up to renew.
 	MaxRetryAfter time.Duration
 }
 

@@ -53,10 +53,10 @@ type SyncOptions struct {
 	Progress *task.Progress
 	// RetryPatience is the longest the sync waits, at a time, for its
 	// upstream's rate limit: a 429's Retry-After, or the renewal of a
-	// request quota its RateLimit headers say is used up (see
-	// ratelimit.go). A longer wait stops the sync with a *RateLimitError
-	// saying how far it got and when to sync again. Zero means the
-	// Syncer's Retry.MaxRetryAfter (default 2 minutes).
+	// request quota its RateLimit headers say is used up. A longer wait
+	// stops the sync with a *RateLimitError saying how far it got and
+	// when to sync again. Zero means the Syncer's Retry.MaxRetryAfter
+	// (default 2 minutes).
 	RetryPatience time.Duration
 }
 
