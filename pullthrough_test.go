@@ -361,7 +361,8 @@ func TestPullThroughTTL(t *testing.T) {
 
 // TestPullThroughStaleIfError: with the upstream stopped, a cached tag is
 // served as cached; what is not cached fails with 502 or 504, with a
-// message; an upstream answering 429 is passed on as TOOMANYREQUESTS.
+// message; an upstream answering 429 is passed on as TOOMANYREQUESTS, and
+// not asked again until its Retry-After has passed.
 func TestPullThroughStaleIfError(t *testing.T) {
 	up := startCountedUpstream(t)
 	want := push(t, up, "app", "v1", regtest.ImageOpts{Seed: "stale"})
@@ -371,9 +372,10 @@ func TestPullThroughStaleIfError(t *testing.T) {
 		t.Fatalf("first pull: %d %s", r.status, r.body)
 	}
 
-	// 429 with a long Retry-After: passed on; the cached tag still served.
+	// 429 with a Retry-After longer than a pull waits (2 s): passed on;
+	// the cached tag still served.
 	up.answer(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Retry-After", "120")
+		w.Header().Set("Retry-After", "3")
 		http.Error(w, `{"errors":[{"code":"TOOMANYREQUESTS","message":"pull rate limit"}]}`, http.StatusTooManyRequests)
 	})
 	if r := c.get("GET", "/v2/hub/app/manifests/v1"); r.status != http.StatusOK || digest.FromBytes(r.body) != want.Digest {
@@ -383,6 +385,12 @@ func TestPullThroughStaleIfError(t *testing.T) {
 	if r.status != http.StatusTooManyRequests || r.code() != "TOOMANYREQUESTS" || r.header.Get("Retry-After") == "" {
 		t.Errorf("uncached tag while the upstream answers 429: %d %v %s", r.status, r.header, r.body)
 	}
+	up.reset()
+	if r := c.get("GET", "/v2/hub/app/manifests/v2"); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" || up.count("GET manifests")+up.count("HEAD manifests") != 0 {
+		t.Errorf("uncached tag within the Retry-After: %d %v %s, after %d upstream requests; want 429 and none", r.status, r.header, r.body,
+			up.count("GET manifests")+up.count("HEAD manifests"))
+	}
+	time.Sleep(3 * time.Second)
 
 	// The upstream stops.
 	up.answer(nil)

@@ -43,7 +43,9 @@ type RetryPolicy struct {
 	// MaxWait caps a wait (default 10s).
 	MaxWait time.Duration
 	// MaxRetryAfter is the longest Retry-After a 429 may ask for (default
-	// 2m); a longer one fails the request instead.
+	// 2m); a longer one fails the request instead. It is also the longest
+	// a request waits for a quota that an upstream's RateLimit headers say
+	// is used up to renew.
 	MaxRetryAfter time.Duration
 }
 
@@ -185,6 +187,7 @@ type upstream struct {
 	client *auth.Client
 	policy RetryPolicy
 	base   string // scheme://host
+	limits *quotaTransport
 }
 
 func newUpstream(r *Remote, policy RetryPolicy) (*upstream, error) {
@@ -196,7 +199,8 @@ func newUpstream(r *Remote, policy RetryPolicy) (*upstream, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt := retry.NewTransport(throttleTransport{base: tr, t: throttleOf(r)})
+	limits := newQuotaTransport(throttleTransport{base: tr, t: throttleOf(r)}, u, r.Username, policy.MaxRetryAfter)
+	rt := retry.NewTransport(limits)
 	rt.Policy = func() retry.Policy { return policy }
 	client := &auth.Client{
 		Client: &http.Client{Transport: targetTransport{retryAfterTransport{rt}}},
@@ -216,7 +220,7 @@ func newUpstream(r *Remote, policy RetryPolicy) (*upstream, error) {
 	}
 	// ref.Host maps docker.io to registry-1.docker.io, as oras-go's own
 	// requests do.
-	return &upstream{repo: repo, client: client, policy: policy, base: u.Scheme + "://" + ref.Host()}, nil
+	return &upstream{repo: repo, client: client, policy: policy, base: u.Scheme + "://" + ref.Host(), limits: limits}, nil
 }
 
 // transport builds the HTTP transport the remote's TLS and proxy settings
@@ -391,7 +395,7 @@ func statusError(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	msg := strings.TrimSpace(string(bytes.ToValidUTF8(body, nil)))
 	if msg == "" {
-		return fmt.Errorf("%s %s: %s", resp.Request.Method, resp.Request.URL, resp.Status)
+		return &statusErr{status: resp.StatusCode, msg: fmt.Sprintf("%s %s: %s", resp.Request.Method, resp.Request.URL, resp.Status)}
 	}
-	return fmt.Errorf("%s %s: %s: %s", resp.Request.Method, resp.Request.URL, resp.Status, msg)
+	return &statusErr{status: resp.StatusCode, msg: fmt.Sprintf("%s %s: %s: %s", resp.Request.Method, resp.Request.URL, resp.Status, msg)}
 }

@@ -353,7 +353,7 @@ func classify(ctx context.Context, err error, notFound error, r *Remote, ref str
 		return err
 	case status == http.StatusNotFound || errors.Is(err, orasdef.ErrNotFound):
 		return errdef.New(notFound, "%s: the upstream does not have it", what)
-	case status == http.StatusTooManyRequests:
+	case status == http.StatusTooManyRequests || errors.Is(err, errdef.ErrTooManyRequests):
 		e := errdef.New(errdef.ErrTooManyRequests, "%s: the upstream asks for fewer requests (429)", what)
 		if retryAfter > 0 {
 			return &errdef.RetryAfter{After: retryAfter, Err: e}

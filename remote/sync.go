@@ -56,6 +56,13 @@ type SyncOptions struct {
 	// reads its Reports. When a sync fails, the reports still running end
 	// failed, or canceled when ctx was.
 	Progress *task.Progress
+	// RetryPatience is the longest the sync waits, at a time, for its
+	// upstream's rate limit: a 429's Retry-After, or the renewal of a
+	// request quota its RateLimit headers say is used up. A longer wait
+	// stops the sync with a *RateLimitError saying how far it got and
+	// when to sync again. Zero means the Syncer's Retry.MaxRetryAfter
+	// (default 2 minutes).
+	RetryPatience time.Duration
 }
 
 // Progress report codes, in the order a sync starts them.
@@ -99,7 +106,8 @@ type SyncError struct {
 	Op string
 	// Ref is the remote's name, or the repository, tag or digest concerned.
 	Ref string
-	// Err is the cause, such as the upstream's error response.
+	// Err is the cause, such as the upstream's error response, or a
+	// *RateLimitError when the upstream's rate limit stopped the sync.
 	Err error
 }
 
@@ -161,13 +169,17 @@ func (s *Syncer) Sync(ctx context.Context, r *Remote, repoID string, opts SyncOp
 }
 
 func (s *Syncer) sync(ctx context.Context, r *Remote, repoID string, opts SyncOptions, start time.Time) (*SyncResult, error) {
-	run, err := s.newRun(ctx, r, repoID, opts.Progress)
+	if opts.Progress == nil {
+		opts.Progress = new(task.Progress) // a RateLimitError tells how far the sync got
+	}
+	run, err := s.withPatience(opts.RetryPatience).newRun(ctx, r, repoID, opts.Progress)
 	if err != nil {
 		return nil, err
 	}
 	run.signedOnly = opts.SignedOnly
 	res, err := run.sync(ctx, opts.Mirror)
 	if err != nil {
+		err = run.rateLimited(err)
 		run.reports.fail(ctx)
 		run.log.Warn("sync failed", "remote", run.r, "repository", repoID, "err", err)
 		return nil, err

@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/mooring-dev/mooring/content/errdef"
 	"github.com/mooring-dev/mooring/repository"
@@ -23,6 +24,9 @@ type SyncArgs struct {
 	Mirror bool `json:"mirror"`
 	// SignedOnly is SyncOptions.SignedOnly.
 	SignedOnly bool `json:"signed_only,omitempty"`
+	// RetryPatience is SyncOptions.RetryPatience in seconds; 0 is the
+	// default.
+	RetryPatience int `json:"retry_patience,omitempty"`
 }
 
 // EnqueueSync enqueues a SyncTask of args on tasks and returns it. The task
@@ -53,7 +57,8 @@ func SyncHandler(s *Syncer, remotes *Store, created func(v *repository.Version) 
 		if err != nil {
 			return err
 		}
-		res, err := s.Sync(ctx, rm, args.Repository, SyncOptions{Mirror: args.Mirror, SignedOnly: args.SignedOnly, Progress: p})
+		res, err := s.Sync(ctx, rm, args.Repository, SyncOptions{Mirror: args.Mirror, SignedOnly: args.SignedOnly, Progress: p,
+			RetryPatience: time.Duration(args.RetryPatience) * time.Second})
 		if err != nil {
 			return err
 		}

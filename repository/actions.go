@@ -194,7 +194,7 @@ type resolved struct {
 	// bring with them (a copy's source): a manifest list a sync filtered
 	// by platform brings only the children that version holds.
 	within *VersionRef
-	base        *int
+	base   *int
 }
 
 // resolveAction resolves a's names against repo. With write it stores

@@ -207,6 +207,7 @@ func (s *Server) syncRemote(w http.ResponseWriter, r *http.Request) error {
 	repoID := b.href("repository", true, false, parseRepoHref)
 	mirror := b.boolean("mirror")
 	signedOnly := b.boolean("signed_only")
+	patience := b.integer("retry_patience", 0, 86400)
 	if err := b.done(); err != nil {
 		return err
 	}
@@ -221,6 +222,9 @@ func (s *Server) syncRemote(w http.ResponseWriter, r *http.Request) error {
 		return objectMissing(err, "repository")
 	}
 	args := remote.SyncArgs{Remote: rm.ID, Repository: *repoID, Mirror: mirror != nil && *mirror, SignedOnly: signedOnly != nil && *signedOnly}
+	if patience != nil {
+		args.RetryPatience = *patience
+	}
 	t, err := remote.EnqueueSync(ctx, s.tasks, args, repoHref(*repoID), remoteHref(rm.ID))
 	if err != nil {
 		return err

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"github.com/mooring-dev/mooring/server/client"
@@ -108,8 +110,9 @@ func (a *app) remoteEdit(create bool) *cobra.Command {
 func (a *app) syncCommand() *cobra.Command {
 	var repo string
 	var mirror, signedOnly, wait bool
+	var patience time.Duration
 	cmd := &cobra.Command{
-		Use:               "sync REMOTE --repository REPOSITORY [--mirror] [--signed-only] [--wait]",
+		Use:               "sync REMOTE --repository REPOSITORY [--mirror] [--signed-only] [--retry-patience DURATION] [--wait]",
 		Short:             "Sync a remote into a repository (a new version)",
 		Args:              exactArgs(1, "REMOTE"),
 		ValidArgsFunction: a.completeNames(remotes),
@@ -125,7 +128,11 @@ func (a *app) syncCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ref, err := a.c.Sync(cmd.Context(), rh, client.SyncRequest{Repository: repoHref, Mirror: mirror, SignedOnly: signedOnly})
+			if patience < 0 || patience > 24*time.Hour {
+				return usagef("--retry-patience must be between 0 and 24h")
+			}
+			ref, err := a.c.Sync(cmd.Context(), rh, client.SyncRequest{Repository: repoHref, Mirror: mirror, SignedOnly: signedOnly,
+				RetryPatience: int((patience + time.Second - 1) / time.Second)})
 			if err != nil {
 				return err
 			}
@@ -136,6 +143,7 @@ func (a *app) syncCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&mirror, "mirror", false, "make the new version hold exactly what the upstream has (default: only add)")
 	cmd.Flags().BoolVar(&signedOnly, "signed-only", false, "skip images without a cosign or referrer signature")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the sync, showing its progress")
+	cmd.Flags().DurationVar(&patience, "retry-patience", 0, "the longest the sync waits, at a time, for the upstream's rate limit (default: the server's, 2m)")
 	cmd.RegisterFlagCompletionFunc("repository", func(cmd *cobra.Command, _ []string, prefix string) ([]string, cobra.ShellCompDirective) {
 		if a.connect() != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp

@@ -176,6 +176,9 @@ type SyncRequest struct {
 	Mirror     bool   `json:"mirror,omitempty"`
 	// SignedOnly skips images without a signature.
 	SignedOnly bool `json:"signed_only,omitempty"`
+	// RetryPatience is how many seconds the sync may wait, at a time, for
+	// the upstream's rate limit; 0 is the server's default (2 minutes).
+	RetryPatience int `json:"retry_patience,omitempty"`
 }
 
 // Sync enqueues a sync of the remote at remoteHref.
