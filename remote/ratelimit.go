@@ -56,9 +56,10 @@ import (
 // count unchanged. A kind (method and manifests, blobs, tags or other) is
 // counted until its answers show otherwise: one without the headers, or
 // one to a request sent after the count was learned showing the count
-// unchanged. With the quota used up, one request at a time of a kind not
-// known yet may go to find out (a 429 says it counts); manifest GETs are
-// always counted.
+// unchanged. With the quota used up, a request of a kind not known yet
+// waits for the quota to renew when that is within its patience; when it
+// is not, one request at a time of such a kind may go to find out (a 429
+// says it counts). Manifest GETs are always counted.
 
 const (
 	// maxQuotaWindow bounds the windows and resets believed: a longer one
@@ -281,9 +282,14 @@ func (q *quota) reserve(kind string, now time.Time, patience time.Duration) (t t
 	remaining := q.left - q.inflight
 	switch {
 	case !q.known:
+	case q.left <= 0 && q.kinds[kind] == kindUnknown && !q.reset.IsZero() && q.reset.Sub(now)+resetMargin <= patience:
+		// None left and whether this kind counts is not known, but the
+		// quota renews soon: wait for that rather than risk a 429.
+		return ticket{}, 0, q.reset.Sub(now) + resetMargin, nil, nil
 	case q.left <= 0 && q.kinds[kind] == kindUnknown && !q.probing:
-		// None left, but whether this kind counts at all is not known:
-		// one request finds out, the others wait for its answer.
+		// None left for longer than this request may wait, and whether
+		// this kind counts at all is not known: one request finds out,
+		// the others wait for its answer.
 		q.probing, t.probe = true, true
 	case q.left <= 0 && q.kinds[kind] == kindUnknown:
 		return ticket{}, 0, time.Second, q.wake, nil
@@ -423,9 +429,10 @@ func (t *quotaTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // requestKind is the method and what a request asks for: "GET manifests",
-// "HEAD manifests", "GET blobs", "GET tags", or the method and "other".
+// "HEAD manifests", "GET blobs", "GET tags", "GET referrers", or the
+// method and "other".
 func requestKind(req *http.Request) string {
-	for _, k := range []string{"/manifests/", "/blobs/", "/tags/"} {
+	for _, k := range []string{"/manifests/", "/blobs/", "/tags/", "/referrers/"} {
 		if strings.Contains(req.URL.Path, k) {
 			return req.Method + " " + strings.Trim(k, "/")
 		}

@@ -194,8 +194,9 @@ func TestRateLimitOnDemand(t *testing.T) {
 	if _, err := regtest.PushImage(ctx, host, "team/app", "v1", regtest.ImageOpts{Seed: "ondemand-quota"}); err != nil {
 		t.Fatal(err)
 	}
-	// The on_demand sync asks 3 times: tag list, manifest, config.
-	p := regtest.StartQuotaProxy(t, host, regtest.QuotaOptions{Limit: 3, Window: time.Hour, Headers: regtest.IETFQuotaHeaders})
+	// The on_demand sync asks 4 times: tag list, whether the upstream
+	// has the referrers API, manifest, config.
+	p := regtest.StartQuotaProxy(t, host, regtest.QuotaOptions{Limit: 4, Window: time.Hour, Headers: regtest.IETFQuotaHeaders})
 	lazySync(t, f, p.URL, "team/app", remote.PolicyOnDemand)
 	layer := regtest.LayerDescriptor("ondemand-quota", 0, 1024, "")
 	_, err := f.readAll(ctx, f.fetcher(remote.FetcherOptions{}), layer.Digest, layer.Size)

@@ -25,8 +25,9 @@ func TestSyncRateLimited(t *testing.T) {
 		if _, err := regtest.PushImage(context.Background(), host, "busybox", "v1", regtest.ImageOpts{Seed: "quota", Layers: 2}); err != nil {
 			t.Fatal(err)
 		}
-		// The tag list, the manifest and 2 of the 3 blobs; then an hour's wait.
-		p := regtest.StartQuotaProxy(t, host, regtest.QuotaOptions{Limit: 4, Window: time.Hour, Headers: regtest.IETFQuotaHeaders})
+		// The tag list, whether the upstream has the referrers API, the
+		// manifest and 2 of the 3 blobs; then an hour's wait.
+		p := regtest.StartQuotaProxy(t, host, regtest.QuotaOptions{Limit: 5, Window: time.Hour, Headers: regtest.IETFQuotaHeaders})
 		r := e.call("POST", "/pulp/api/v3/remotes/docker/docker/", map[string]any{"name": "limited", "upstream_name": "busybox", "url": p.URL})
 		if r.status != http.StatusCreated {
 			t.Fatalf("create remote: %d %s", r.status, r.body)

@@ -298,7 +298,9 @@ func (s *slowReader) Read(p []byte) (int, error) {
 func TestLongAppendIsNotSwept(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		svc := newServiceWith(t, db, push.Options{UploadTimeout: 60 * time.Millisecond})
+		// The timeout is short, but long enough for the keep-alive's
+		// writes on a loaded machine; the append lasts six times as long.
+		svc := newServiceWith(t, db, push.Options{UploadTimeout: 250 * time.Millisecond})
 		id, err := svc.StartUpload(ctx, "app")
 		if err != nil {
 			t.Fatal(err)
@@ -318,11 +320,11 @@ func TestLongAppendIsNotSwept(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 			}
 		}()
-		n, err := svc.AppendUpload(ctx, "app", id, 0, &slowReader{chunks: chunks, pause: 25 * time.Millisecond})
+		n, err := svc.AppendUpload(ctx, "app", id, 0, &slowReader{chunks: chunks, pause: 125 * time.Millisecond})
 		stop()
 		<-swept
 		if err != nil || n != int64(len(all)) {
-			t.Fatalf("a 300 ms append with a 60 ms upload timeout: size %d, %v", n, err)
+			t.Fatalf("a 1.5 s append with a 250 ms upload timeout: size %d, %v", n, err)
 		}
 		if err := svc.FinishUpload(ctx, "app", id, digest.FromBytes(all)); err != nil {
 			t.Errorf("finishing the long upload: %v", err)
