@@ -53,7 +53,8 @@ import (
 //
 // Not every kind of request counts: Docker Hub counts manifest GETs only,
 // answers blob requests without the headers and HEAD requests with the
-// count unchanged. A kind (method and manifests, blobs, tags or other) is
+// count unchanged. A kind (method and manifests, blobs, tags, referrers or
+// other) is
 // counted until its answers show otherwise: one without the headers, or
 // one to a request sent after the count was learned showing the count
 // unchanged. With the quota used up, a request of a kind not known yet
