@@ -54,10 +54,9 @@ import (
 // Not every kind of request counts: Docker Hub counts manifest GETs only,
 // answers blob requests without the headers and HEAD requests with the
 // count unchanged. A kind (method and manifests, blobs, tags, referrers or
-// other) is
-// counted until its answers show otherwise: one without the headers, or
-// one to a request sent after the count was learned showing the count
-// unchanged. With the quota used up, a request of a kind not known yet
+// other) is counted until its answers show otherwise: one without the
+// headers, or one to a request sent after the count was learned showing
+// the count unchanged. With the quota used up, a request of a kind not known yet
 // waits for the quota to renew when that is within its patience; when it
 // is not, one request at a time of such a kind may go to find out (a 429
 // says it counts). Manifest GETs are always counted.
