@@ -86,6 +86,20 @@ func TestOnDemandREST(t *testing.T) {
 		if v := e.call("GET", repoHref+"versions/", nil).json(t); v["count"] != 2.0 {
 			t.Errorf("reclaim changed the versions: %v", v)
 		}
+		// The pulls after reclaim store the layers again as their downloads
+		// end (on_demand): wait for that, which also lets the stores finish
+		// before the test's storage directory goes.
+		for _, d := range []digest.Digest{layer, regtest.LayerDescriptor("rest-lazy", 0, 1024, "").Digest} {
+			var err error
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				if _, err = e.blobs.Stat(ctx, d); err == nil {
+					break
+				}
+			}
+			if err != nil {
+				t.Errorf("blob %s pulled after reclaim was not stored again: %v", d, err)
+			}
+		}
 	})
 }
 
