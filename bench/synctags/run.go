@@ -72,6 +72,7 @@ func runTags(ctx context.Context, cfg config, n int) error {
 		{"no-op resync", nil},
 		{fmt.Sprintf("resync, %d tags moved", len(moved)), func() error { return mt.Move(moved, 1) }},
 	}
+	var skopeoFirst time.Duration
 	for i, ph := range phases {
 		profile := ""
 		if cfg.memProfile != "" {
@@ -92,12 +93,20 @@ func runTags(ctx context.Context, cfg config, n int) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", ph.name, err)
 		}
-		fmt.Fprintf(cfg.out, "%-28s mooring %8v  peak RSS %4d MiB -> %4d MiB (+%d MiB; live heap %d MiB)  %5d writes %s  first tag counted after %v, %s at 1s; %d manifest GETs, version %s\n",
-			ph.name, st.elapsed.Round(time.Millisecond), st.rss>>10, st.peak>>10, (st.peak-st.rss)>>10, st.heap>>20,
-			st.writes, st.writeDetail, st.firstTag.Round(time.Millisecond), st.at1s(n), st.res.ManifestRequests, versionOf(st.res))
+		line := fmt.Sprintf("%-26s mooring %9v", ph.name, st.elapsed.Round(time.Millisecond))
 		if sk != nil {
-			fmt.Fprintf(cfg.out, "%-28s skopeo  %8v%s  mooring/skopeo = %.3f\n", "", sd.Round(time.Millisecond), sk.note(), st.elapsed.Seconds()/sd.Seconds())
+			if i == 0 {
+				skopeoFirst = sd
+			}
+			line += fmt.Sprintf("   skopeo %9v%s   mooring/skopeo %.3f", sd.Round(time.Millisecond), sk.note(), st.elapsed.Seconds()/sd.Seconds())
+			if i > 0 {
+				line += fmt.Sprintf(" (%.3f of skopeo's first sync)", st.elapsed.Seconds()/skopeoFirst.Seconds())
+			}
 		}
+		fmt.Fprintln(cfg.out, line)
+		fmt.Fprintf(cfg.out, "    %d manifest GETs, version %s; peak RSS %d -> %d MiB (+%d MiB, live heap %d MiB); %d writes %s; tag report: first tag after %v, %s at 1s\n",
+			st.res.ManifestRequests, versionOf(st.res), st.rss>>10, st.peak>>10, (st.peak-st.rss)>>10, st.heap>>20,
+			st.writes, st.writeDetail, st.firstTag.Round(time.Millisecond), st.at1s(n))
 	}
 	return tagsList(ctx, cfg, m, repo, src.Host)
 }

@@ -52,7 +52,7 @@ func tagsList(ctx context.Context, cfg config, m *mooring.Mooring, repo *reposit
 			line += fmt.Sprintf("  %s %v (first %v; %d tags in %d requests)", target.name,
 				bench.Median(times).Round(time.Microsecond), times[0].Round(time.Microsecond), tags, pages)
 		}
-		fmt.Fprintf(cfg.out, "%-28s%s\n", what, line)
+		fmt.Fprintf(cfg.out, "%-26s%s\n", what, line)
 	}
 	return nil
 }
