@@ -9,7 +9,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/uptrace/bun/dialect"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/mooring-dev/mooring/content"
 	"github.com/mooring-dev/mooring/content/errdef"
@@ -25,16 +24,22 @@ import (
 // version: the latest plus it when additive, exactly it when mirror. It
 // returns nil when that equals the latest version.
 func (run *syncRun) commit(ctx context.Context, f *fetched, mirror bool) (*repository.Version, error) {
+	if f.unchanged {
+		run.reportUnchanged(f)
+		return nil, nil
+	}
 	defer f.lease.Release(context.WithoutCancel(ctx))
-	total := len(f.tagged) + len(f.manifests) + len(f.lists) + len(f.blobs)
-	rep := run.reports.start(CodeAssociating, "Associating content", int64(total))
+	rep := run.reports.start(CodeAssociating, "Associating content", f.units())
 	for attempt := 1; ; attempt++ {
 		v, err := run.commitOnce(ctx, rep, f, mirror)
 		if attempt < 3 && vanished(err) {
 			// Orphan cleanup deleted a stored unit the sync found
 			// before it was in the version: store it again.
 			run.log.Debug("content deleted meanwhile; storing it again", "err", err)
-			f.forgetUnits()
+			if err := run.restoreUnits(ctx, f); err != nil {
+				return nil, err
+			}
+			run.have = nil // store the tags again too
 			continue
 		}
 		if err != nil {
@@ -71,14 +76,6 @@ func vanished(err error) bool {
 	return errors.Is(err, errdef.ErrNotFound) || db.IsForeignKeyViolation(err)
 }
 
-// forgetUnits drops the units the plan read from the store, so that the
-// commit stores their documents again.
-func (f *fetched) forgetUnits() {
-	for _, e := range slices.Concat(f.manifests, f.lists) {
-		e.unit = nil
-	}
-}
-
 // storeUnits records blobs, manifests, lists and tags, and returns the ids
 // of every unit the new version holds.
 func (run *syncRun) storeUnits(ctx context.Context, rep *task.Report, f *fetched) ([]int64, error) {
@@ -91,7 +88,7 @@ func (run *syncRun) storeUnits(ctx context.Context, rep *task.Report, f *fetched
 		add = append(add, u.ID)
 	}
 	rep.Add(int64(len(units)))
-	docs, err := run.storeDocuments(ctx, rep, slices.Concat(f.manifests, f.lists))
+	docs, err := run.storeDocuments(rep, slices.Concat(f.manifests, f.lists))
 	if err != nil {
 		return nil, err
 	}
@@ -102,10 +99,7 @@ func (run *syncRun) storeUnits(ctx context.Context, rep *task.Report, f *fetched
 	if err != nil {
 		return nil, err
 	}
-	for _, u := range tags {
-		add = append(add, u.ID)
-	}
-	return add, nil
+	return append(add, tags...), nil
 }
 
 // storeBlobs records the blobs: those stored as stored (clearing an
@@ -168,71 +162,51 @@ func digests(blobs []content.Blob) []digest.Digest {
 	return out
 }
 
-// storeDocuments records the documents not stored yet and returns the
-// units of all, by digest. Documents are independent rows: on PostgreSQL
-// several are written at once, which hides round trips.
-func (run *syncRun) storeDocuments(ctx context.Context, rep *task.Report, docs []*docEntry) (map[digest.Digest]*repository.Content, error) {
-	units := make([]*repository.Content, len(docs))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(run.storeLimit())
-	for i, e := range docs {
-		if e.unit != nil {
-			units[i] = e.unit
-			rep.Increment()
-			continue
+// storeDocuments returns the units of the documents, by digest: each was
+// stored as soon as it was found or fetched (see slim.go).
+func (run *syncRun) storeDocuments(rep *task.Report, docs []*docEntry) (map[digest.Digest]*repository.Content, error) {
+	byDigest := make(map[digest.Digest]*repository.Content, len(docs))
+	for _, e := range docs {
+		if e.unit == nil {
+			return nil, &SyncError{Op: "store content", Ref: e.digest().String(), Err: errors.New("the document was not stored")}
 		}
-		g.Go(func() error {
-			u, err := run.s.Repos.PutDocument(gctx, e.doc)
-			if err != nil {
-				return &SyncError{Op: "store content", Ref: e.digest().String(), Err: err}
-			}
-			units[i] = u
-			rep.Increment()
-			return nil
-		})
+		byDigest[e.digest()] = e.unit
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	byDigest := make(map[digest.Digest]*repository.Content, len(units))
-	for _, u := range units {
-		byDigest[u.Digest] = u
-	}
+	rep.Add(int64(len(byDigest)))
 	return byDigest, nil
 }
 
-// storeTags records the tags, each naming its document's unit.
-func (run *syncRun) storeTags(ctx context.Context, rep *task.Report, tagged []taggedDoc, docs map[digest.Digest]*repository.Content) ([]*repository.Content, error) {
+// storeTags records the tags, each naming its document's unit, storeBatch
+// to a statement, and returns their units' ids. A tag the latest version
+// has naming the same document is that version's unit, not written again.
+func (run *syncRun) storeTags(ctx context.Context, rep *task.Report, tagged []taggedDoc, docs map[digest.Digest]*repository.Content) ([]int64, error) {
+	ids := make([]int64, 0, len(tagged))
+	var put []repository.TagTarget
 	for _, t := range tagged {
+		if have, ok := run.have[t.name]; ok && have.Digest == t.digest {
+			ids = append(ids, have.ID)
+			continue
+		}
 		if docs[t.digest] == nil {
 			return nil, &SyncError{Op: "store content", Ref: t.name, Err: fmt.Errorf("tagged %s was not stored", t.digest)}
 		}
+		put = append(put, repository.TagTarget{Name: t.name, Target: docs[t.digest]})
 	}
-	units := make([]*repository.Content, len(tagged))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(run.storeLimit())
-	for i, t := range tagged {
-		g.Go(func() error {
-			u, err := run.s.Repos.PutTag(gctx, t.name, docs[t.digest])
-			if err != nil {
-				return &SyncError{Op: "store content", Ref: t.name, Err: err}
-			}
-			units[i] = u
-			rep.Increment()
-			return nil
-		})
+	rep.Add(int64(len(ids)))
+	for chunk := range slices.Chunk(put, storeBatch) {
+		units, err := run.s.Repos.PutTags(ctx, chunk)
+		if err != nil {
+			return nil, &SyncError{Op: "store content", Ref: chunk[0].Name, Err: err}
+		}
+		for _, u := range units {
+			ids = append(ids, u.ID)
+		}
+		rep.Add(int64(len(units)))
 	}
-	return units, g.Wait()
+	return ids, nil
 }
 
-// storeConcurrency bounds the content rows written at once on PostgreSQL.
-// SQLite takes one writer at a time, and waiting writers poll for the lock,
-// so there they are written one by one.
-const storeConcurrency = 4
-
-func (run *syncRun) storeLimit() int {
-	if run.s.Repos.DB().Dialect().Name() == dialect.PG {
-		return storeConcurrency
-	}
-	return 1
-}
+// storeBatch is how many documents or tags one call stores: a
+// transaction of a few multi-row statements, and a step of the
+// associating report.
+const storeBatch = 500

@@ -49,12 +49,18 @@ type fetched struct {
 	// lease keeps blobs from orphan cleanup from before they are looked
 	// for in storage until the commit stage has put them in a version.
 	lease *repository.Lease
+	// unchanged is set when the sync would leave the repository as it is
+	// (see unchanged): no blob is looked at and nothing is committed.
+	unchanged bool
 }
 
 // fetcher is the fetch stage's state: the documents found so far.
 type fetcher struct {
-	run  *syncRun
-	gets atomic.Int64
+	run   *syncRun
+	gets  atomic.Int64
+	store *docStore // stores what is fetched
+	// rel follows signatures and referrers (referrers.go).
+	rel *related
 
 	mu   sync.Mutex
 	docs map[digest.Digest]*docEntry
@@ -63,7 +69,30 @@ type fetcher struct {
 // fetch gets the documents of the planned tags and their children, then
 // the blobs.
 func (run *syncRun) fetch(ctx context.Context, p *plan) (*fetched, error) {
-	fr := &fetcher{run: run, docs: map[digest.Digest]*docEntry{}}
+	fr := &fetcher{run: run, docs: map[digest.Digest]*docEntry{}, store: run.newDocStore(ctx)}
+	tagged, err := fr.documents(ctx, p)
+	if cerr := fr.store.close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.tagReport.Complete()
+	f := fr.collect(tagged)
+	f.referrers, f.unsigned = fr.rel.followed, fr.rel.unsigned
+	if f.unchanged, err = run.unchanged(ctx, f); err != nil || f.unchanged {
+		return f, err
+	}
+	if err := run.downloadBlobs(ctx, f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// documents finds the documents of the planned tags, those the include
+// patterns name by digest, the lists' children, and the signatures and
+// referrers that travel with them.
+func (fr *fetcher) documents(ctx context.Context, p *plan) ([]taggedDoc, error) {
 	tagged, err := fr.tags(ctx, p)
 	if err != nil {
 		return nil, err
@@ -78,16 +107,8 @@ func (run *syncRun) fetch(ctx context.Context, p *plan) (*fetched, error) {
 	if err := fr.children(ctx); err != nil {
 		return nil, err
 	}
-	if tagged, err = rel.follow(ctx, tagged); err != nil {
-		return nil, err
-	}
-	p.tagReport.Complete()
-	f := fr.collect(tagged)
-	f.referrers, f.unsigned = rel.followed, rel.unsigned
-	if err := run.downloadBlobs(ctx, f); err != nil {
-		return nil, err
-	}
-	return f, nil
+	fr.rel = rel
+	return rel.follow(ctx, tagged)
 }
 
 // tags finds the document of every planned tag. A document the HEAD
@@ -253,22 +274,34 @@ func (fr *fetcher) get(ctx context.Context, reference string, want digest.Digest
 	if got := doc.Descriptor().Digest; want != "" && got != want && !isSchema1(doc) {
 		return nil, &SyncError{Op: "fetch manifest", Ref: reference, Err: fmt.Errorf("got %s", got)}
 	}
-	return fr.add(&docEntry{doc: doc}), nil
+	e, added := fr.addNew(&docEntry{doc: slim(doc)})
+	if added {
+		if err := fr.store.put(ctx, doc, e); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
 }
 
 // add records e unless a document with its digest is known already, and
 // returns the one recorded. A nil e is ignored.
 func (fr *fetcher) add(e *docEntry) *docEntry {
+	e, _ = fr.addNew(e)
+	return e
+}
+
+// addNew is add, and reports whether e was recorded.
+func (fr *fetcher) addNew(e *docEntry) (*docEntry, bool) {
 	if e == nil {
-		return nil
+		return nil, false
 	}
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
 	if known, ok := fr.docs[e.digest()]; ok {
-		return known
+		return known, false
 	}
 	fr.docs[e.digest()] = e
-	return e
+	return e, true
 }
 
 // collect sorts the documents found into manifests and lists, and gathers

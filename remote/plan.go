@@ -7,10 +7,10 @@ import (
 	"slices"
 
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/mooring-dev/mooring/content"
 	"github.com/mooring-dev/mooring/content/errdef"
+	"github.com/mooring-dev/mooring/repository"
 	"github.com/mooring-dev/mooring/task"
 )
 
@@ -53,32 +53,31 @@ func (p *plan) toFetch() []string {
 }
 
 // plan lists and filters the upstream's tags, and checks those the
-// repository's latest version has with a HEAD request each.
+// repository's latest version has with a HEAD request each (resolveKnown).
 func (run *syncRun) plan(ctx context.Context) (*plan, error) {
 	names, err := run.listTags(ctx)
 	if err != nil {
 		return nil, err
 	}
-	have, err := run.s.Repos.TagNames(ctx, run.latest)
+	have, err := run.s.Repos.VersionTags(ctx, run.latest)
 	if err != nil {
 		return nil, &SyncError{Op: "read repository", Ref: run.repoID, Err: fmt.Errorf("read tags: %w", err)}
 	}
-	had := make(map[string]bool, len(have))
-	for _, name := range have {
-		had[name] = true
+	run.have = make(map[string]repository.VersionTag, len(have))
+	for _, t := range have {
+		run.have[t.Name] = t
 	}
 	p := &plan{tags: make([]plannedTag, len(names)), digests: run.r.includedDigests()}
 	p.tagReport = run.reports.start(CodeTags, "Processing tags", int64(len(names)))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(run.r.DownloadConcurrency)
+	var known []*plannedTag
 	for i, name := range names {
 		t := &p.tags[i]
 		t.name = name
-		if had[name] {
-			g.Go(func() error { return run.planTag(gctx, p, t) })
+		if _, ok := run.have[name]; ok {
+			known = append(known, t)
 		}
 	}
-	if err := g.Wait(); err != nil {
+	if err := run.resolveKnown(ctx, p, known); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -111,31 +110,6 @@ func (run *syncRun) listTags(ctx context.Context) ([]string, error) {
 	return tags, nil
 }
 
-// planTag asks the upstream with a HEAD request what a tag the repository
-// has names now, and looks that document up in the repository store. A
-// failed HEAD leaves the tag to a GET: some registries answer HEAD badly.
-func (run *syncRun) planTag(ctx context.Context, p *plan, t *plannedTag) error {
-	d, err := run.up.head(ctx, t.name)
-	switch {
-	case err == nil:
-	case ctx.Err() != nil:
-		return &SyncError{Op: "resolve tag", Ref: t.name, Err: err}
-	default:
-		run.log.Debug("HEAD failed, fetching", "tag", t.name, "err", err)
-		return nil
-	}
-	t.digest = d
-	e, err := run.stored(ctx, d)
-	if err != nil {
-		return err
-	}
-	if e != nil {
-		t.stored = e
-		p.tagReport.Increment()
-	}
-	return nil
-}
-
 // stored returns the document with digest d if the repository store has
 // it, with its unit; nil if not.
 func (run *syncRun) stored(ctx context.Context, d digest.Digest) (*docEntry, error) {
@@ -151,7 +125,8 @@ func (run *syncRun) stored(ctx context.Context, d digest.Digest) (*docEntry, err
 		if err != nil {
 			return nil, &SyncError{Op: "read stored manifest", Ref: d.String(), Err: fmt.Errorf("stored %s: %w", t, err)}
 		}
-		return &docEntry{doc: doc, unit: c}, nil
+		c.Raw = nil
+		return &docEntry{doc: slim(doc), unit: c}, nil
 	}
 	return nil, nil
 }

@@ -342,7 +342,16 @@ func (rl *related) load(ctx context.Context, d digest.Digest, listed []ocispec.D
 			if err != nil {
 				return nil, &SyncError{Op: "fetch manifest", Ref: desc.Digest.String(), Err: err}
 			}
-			e = &docEntry{doc: doc}
+			if s := subject(doc); s != d || doc.Descriptor().Digest != desc.Digest {
+				run.log.Debug("skipping referrer of another subject", "subject", d, "digest", desc.Digest, "its_subject", s)
+				continue
+			}
+			// Stored as it arrives, as the fetch stage's documents are;
+			// recorded among them only if followed (addReferrers).
+			e = &docEntry{doc: slim(doc)}
+			if err := rl.fr.store.put(ctx, doc, e); err != nil {
+				return nil, err
+			}
 		}
 		if s := subject(e.doc); s != d || e.digest() != desc.Digest {
 			// Not what the upstream's list said: a referrers index may

@@ -192,6 +192,7 @@ func (s *Syncer) sync(ctx context.Context, r *Remote, repoID string, opts SyncOp
 
 // sync runs the stages.
 func (run *syncRun) sync(ctx context.Context, mirror bool) (*SyncResult, error) {
+	run.mirror = mirror
 	p, err := run.plan(ctx)
 	if err != nil {
 		return nil, err
@@ -236,6 +237,10 @@ type syncRun struct {
 	// upstreamTags are all the upstream's tags, unfiltered: companion and
 	// referrers tags are found among them (referrers.go).
 	upstreamTags []string
+	mirror       bool // SyncOptions.Mirror
+	// have are the tags of the latest version as the sync began, by
+	// name; the plan stage reads them.
+	have map[string]repository.VersionTag
 }
 
 // newRun checks r and the repository and connects to the upstream.
@@ -272,8 +277,11 @@ func (s *Syncer) newRun(ctx context.Context, r *Remote, repoID string, p *task.P
 
 // docEntry is a manifest or manifest list a sync reaches.
 type docEntry struct {
+	// doc is what the sync keeps of the document: no bytes nor
+	// annotations (see slim).
 	doc content.Document
-	// unit is set when the document was already stored.
+	// unit is the stored document, set as soon as it is stored; Raw is
+	// not kept.
 	unit *repository.Content
 }
 

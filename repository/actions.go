@@ -166,7 +166,7 @@ func (s *Store) ApplyAction(ctx context.Context, repoID string, a Action) (*Vers
 		if err != nil {
 			return err
 		}
-		out, changed, err = tx.newVersion(ctx, repoID, ch)
+		out, changed, err = tx.newVersion(ctx, repoID, ch, nil)
 		return err
 	})
 	if errors.Is(err, ErrNoChange) {

@@ -93,6 +93,32 @@ func (s *Store) PutBlobs(ctx context.Context, blobs []content.Blob) ([]Content, 
 // PutDocument records a parsed manifest or manifest list with what it
 // references, and returns the stored unit.
 func (s *Store) PutDocument(ctx context.Context, doc content.Document) (*Content, error) {
+	u, refs, err := documentUnit(doc)
+	if err != nil {
+		return nil, err
+	}
+	var out *Content
+	err = s.InTx(ctx, func(ctx context.Context, tx *Store) error {
+		units, err := tx.putUnits(ctx, []Content{u})
+		if err != nil {
+			return err
+		}
+		out = &units[0]
+		for i := range refs {
+			refs[i].ParentID, refs[i].Position = out.ID, i
+		}
+		if len(refs) > 0 {
+			// Refs are a function of the bytes, so an existing set is the same.
+			_, err = tx.db.NewInsert().Model(&refs).On("CONFLICT (parent_id, position) DO NOTHING").Exec(ctx)
+		}
+		return err
+	})
+	return out, err
+}
+
+// documentUnit returns the unit of a manifest or manifest list, not
+// stored yet, and its refs, without parent or position.
+func documentUnit(doc content.Document) (Content, []Ref, error) {
 	u := Content{Type: doc.ContentType()}
 	var refs []Ref
 	switch d := doc.(type) {
@@ -118,36 +144,34 @@ func (s *Store) PutDocument(ctx context.Context, doc content.Document) (*Content
 			refs = append(refs, Ref{Role: RoleManifest, ChildDigest: m.Digest, MediaType: m.MediaType, Size: m.Size, Platform: m.Platform})
 		}
 	default:
-		return nil, errdef.New(errdef.ErrInvalid, "unknown document type %T", doc)
+		return Content{}, nil, errdef.New(errdef.ErrInvalid, "unknown document type %T", doc)
 	}
 	u.Size = int64(len(u.Raw))
 	if err := u.Digest.Validate(); err != nil {
-		return nil, errdef.New(errdef.ErrInvalid, "document digest %q: %v", u.Digest, err)
+		return Content{}, nil, errdef.New(errdef.ErrInvalid, "document digest %q: %v", u.Digest, err)
 	}
-	var out *Content
-	err := s.InTx(ctx, func(ctx context.Context, tx *Store) error {
-		units, err := tx.putUnits(ctx, []Content{u})
-		if err != nil {
-			return err
-		}
-		out = &units[0]
-		for i := range refs {
-			refs[i].ParentID, refs[i].Position = out.ID, i
-		}
-		if len(refs) > 0 {
-			// Refs are a function of the bytes, so an existing set is the same.
-			_, err = tx.db.NewInsert().Model(&refs).On("CONFLICT (parent_id, position) DO NOTHING").Exec(ctx)
-		}
-		return err
-	})
-	return out, err
+	return u, refs, nil
 }
 
 // PutTag records a tag unit naming target (a manifest or manifest list) and
 // returns it. The tag's type follows the target's.
 func (s *Store) PutTag(ctx context.Context, name string, target *Content) (*Content, error) {
+	u, err := tagUnit(name, target)
+	if err != nil {
+		return nil, err
+	}
+	units, err := s.putUnits(ctx, []Content{u})
+	if err != nil {
+		return nil, err
+	}
+	return &units[0], nil
+}
+
+// tagUnit returns the unit, not stored yet, of a tag named name naming
+// target.
+func tagUnit(name string, target *Content) (Content, error) {
 	if err := content.ValidateTagName(name); err != nil {
-		return nil, errdef.New(errdef.ErrInvalid, "%v", err)
+		return Content{}, errdef.New(errdef.ErrInvalid, "%v", err)
 	}
 	var typ content.Type
 	switch target.Type {
@@ -156,16 +180,12 @@ func (s *Store) PutTag(ctx context.Context, name string, target *Content) (*Cont
 	case content.TypeManifestList:
 		typ = content.TypeManifestListTag
 	default:
-		return nil, errdef.New(errdef.ErrInvalid, "a tag names a manifest or manifest list, not %s", target.Type)
+		return Content{}, errdef.New(errdef.ErrInvalid, "a tag names a manifest or manifest list, not %s", target.Type)
 	}
 	if target.ID == 0 {
-		return nil, errdef.New(errdef.ErrInvalid, "tag target %s is not stored", target.Digest)
+		return Content{}, errdef.New(errdef.ErrInvalid, "tag target %s is not stored", target.Digest)
 	}
-	units, err := s.putUnits(ctx, []Content{{Type: typ, Name: name, Digest: target.Digest, MediaType: target.MediaType, TaggedID: target.ID}})
-	if err != nil {
-		return nil, err
-	}
-	return &units[0], nil
+	return Content{Type: typ, Name: name, Digest: target.Digest, MediaType: target.MediaType, TaggedID: target.ID}, nil
 }
 
 // putUnits inserts the units that are not stored yet and reads back all of
@@ -221,17 +241,31 @@ func (s *Store) putChunk(ctx context.Context, chunk []Content) error {
 	}
 	byKey := make(map[key][]int, len(chunk))
 	digests := map[content.Type][]digest.Digest{}
+	var names []string
 	for i, u := range chunk {
 		k := key{u.Type, u.Digest, u.Name}
 		if len(byKey[k]) == 0 {
-			digests[u.Type] = append(digests[u.Type], u.Digest)
+			if u.Name != "" {
+				names = append(names, u.Name)
+			} else {
+				digests[u.Type] = append(digests[u.Type], u.Digest)
+			}
 		}
 		byKey[k] = append(byKey[k], i)
 	}
+	queries := make([]*bun.SelectQuery, 0, len(digests)+1)
 	for t, ds := range digests {
+		queries = append(queries, s.db.NewSelect().Where("type = ? AND digest IN (?)", t, bun.In(ds)))
+	}
+	if len(names) > 0 {
+		// Tags by name: many tags may name one digest (every tag of a
+		// repository that tags one image many times), while a name
+		// names few digests. The name index answers, on every dialect.
+		queries = append(queries, s.db.NewSelect().Where("name <> '' AND name IN (?)", bun.In(names)))
+	}
+	for _, q := range queries {
 		var stored []Content
-		q := s.db.NewSelect().Model(&stored).ExcludeColumn("raw").
-			Where("type = ? AND digest IN (?)", t, bun.In(ds))
+		q = q.Model(&stored).ExcludeColumn("raw")
 		if _, inTx := s.db.(bun.Tx); inTx && s.db.Dialect().Name() == dialect.PG {
 			// Held until the caller's transaction ends: orphan cleanup
 			// does not delete a unit about to be put in a version.
