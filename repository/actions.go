@@ -154,6 +154,14 @@ func (s *Store) ApplyAction(ctx context.Context, repoID string, a Action) (*Vers
 	var out *Version
 	var changed int
 	err := s.InTx(ctx, func(ctx context.Context, tx *Store) error {
+		if a.Source != nil {
+			// A copy reads its source version in several statements:
+			// hold the source too, so that no retention or version
+			// deletion folds that version meanwhile.
+			if err := tx.lockRepositories(ctx, repoID, a.Source.RepositoryID); err != nil {
+				return err
+			}
+		}
 		repo, err := tx.lockRepository(ctx, repoID)
 		if err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -384,4 +385,88 @@ func TestCopySparseList(t *testing.T) {
 			t.Errorf("copied %v, want the source's %v", got, want)
 		}
 	})
+}
+
+// TestCopyRacesRetention copies tags out of a repository while new
+// versions of it, with retention of one version, fold away the version
+// each copy reads: every version a copy makes holds each manifest with
+// all its blobs.
+func TestCopyRacesRetention(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, d *bun.DB) {
+		ctx := context.Background()
+		s := newStore(t, d)
+		src, _ := s.CreateRepository(ctx, "fold-src", "")
+		dst, _ := s.CreateRepository(ctx, "fold-dst", "")
+		one := 1
+		if _, err := s.UpdateRepository(ctx, src.ID, repository.RepositoryUpdate{RetainVersions: &one}); err != nil {
+			t.Fatal(err)
+		}
+		var imgs []fixture
+		var tags []*repository.Content
+		for i := range 6 {
+			img := putImage(t, s, fmt.Sprintf("fold-%d", i))
+			tag, err := s.PutTag(ctx, fmt.Sprintf("t%d", i), img.manifest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			imgs, tags = append(imgs, img), append(tags, tag)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 100)
+		for w := range 2 {
+			wg.Go(func() { // flip the source between two images, folding each version away
+				for i := range 30 {
+					k := (2*i + w) % len(imgs)
+					ch := repository.Change{Add: append(imgs[k].ids(), tags[k].ID), Exact: true}
+					if _, err := s.NewVersion(ctx, src.ID, ch); err != nil && !errors.Is(err, repository.ErrNoChange) {
+						errs <- err
+						return
+					}
+				}
+			})
+			wg.Go(func() { // copy and empty the destination
+				for range 30 {
+					if _, err := s.CopyTags(ctx, dst.ID, repository.Source{RepositoryID: src.ID}, nil); err != nil {
+						errs <- fmt.Errorf("copy: %w", err)
+						return
+					}
+					if _, err := s.RemoveContent(ctx, dst.ID, []repository.UnitRef{{ID: "*"}}); err != nil {
+						var fe *errdef.FieldError
+						if !errors.As(err, &fe) {
+							errs <- fmt.Errorf("remove: %w", err)
+							return
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		versions, _, err := s.ListVersions(ctx, dst.ID, repository.Page{Limit: repository.MaxLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range versions {
+			got := holds(t, s, dst.ID, v.Number)
+			for i, img := range imgs {
+				in := slices.Contains(got, closure(img.manifest)[0])
+				if in && !slices.Equal(intersect(got, closure(img)), closure(img)) {
+					t.Errorf("version %d holds image %d without all its blobs: %v", v.Number, i, got)
+				}
+			}
+		}
+	})
+}
+
+func intersect(a, b []string) []string {
+	var out []string
+	for _, x := range b {
+		if slices.Contains(a, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -78,8 +78,8 @@ func (s *Store) closeChange(ctx context.Context, repo *Repository, r *resolved) 
 
 // addClosure returns ids with every unit they reference, directly or not:
 // the manifest or list a tag names, the manifests of a list, the config
-// and layers of a manifest. Referenced units not stored (not in version
-// *within, when it is set) are left out.
+// and layers of a manifest. Referenced units not stored (for the manifests
+// of a list, not in version *within, when it is set) are left out.
 func (s *Store) addClosure(ctx context.Context, ids []int64, within *VersionRef) (map[int64]node, error) {
 	out := make(map[int64]node, len(ids))
 	frontier, err := s.nodes(ctx, ids)
@@ -91,27 +91,37 @@ func (s *Store) addClosure(ctx context.Context, ids []int64, within *VersionRef)
 			out[n.ID] = n
 		}
 		var tagged []int64
-		var docs []node
+		var lists, manifests []node
 		for _, n := range frontier {
 			switch {
 			case n.Type.IsTag():
 				if _, seen := out[n.TaggedID]; !seen && n.TaggedID != 0 {
 					tagged = append(tagged, n.TaggedID)
 				}
-			case n.Type == content.TypeManifest || n.Type == content.TypeManifestList:
-				docs = append(docs, n)
+			case n.Type == content.TypeManifestList:
+				lists = append(lists, n)
+			case n.Type == content.TypeManifest:
+				manifests = append(manifests, n)
 			}
 		}
 		next, err := s.nodes(ctx, tagged)
 		if err != nil {
 			return nil, err
 		}
-		children, err := s.children(ctx, within, docs)
+		// A list's manifests are those of version within (a list synced
+		// with a platform filter lacks some); a manifest's blobs are all
+		// of them, wherever they are, so that a manifest is never added
+		// without its blobs, even while within is being deleted or folded.
+		children, err := s.children(ctx, within, lists)
+		if err != nil {
+			return nil, err
+		}
+		blobs, err := s.children(ctx, nil, manifests)
 		if err != nil {
 			return nil, err
 		}
 		frontier = frontier[:0]
-		for _, n := range slices.Concat(next, children) {
+		for _, n := range slices.Concat(next, children, blobs) {
 			if _, seen := out[n.ID]; !seen {
 				out[n.ID] = n
 				frontier = append(frontier, n)

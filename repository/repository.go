@@ -344,6 +344,19 @@ func (s *Store) lockRepository(ctx context.Context, id string) (*Repository, err
 	return r, nil
 }
 
+// lockRepositories locks the rows of the repositories ids that exist, in
+// one statement and in id order, so that two transactions locking the
+// same repositories never wait for each other in a cycle (PostgreSQL; on
+// SQLite the transaction holds the database).
+func (s *Store) lockRepositories(ctx context.Context, ids ...string) error {
+	if s.db.Dialect().Name() != dialect.PG {
+		return nil
+	}
+	var locked []string
+	return s.db.NewSelect().Model((*Repository)(nil)).Column("id").
+		Where("id IN (?)", bun.In(ids)).Order("id").For("UPDATE").Scan(ctx, &locked)
+}
+
 // notFound turns "no rows" into errdef.ErrNotFound with a message naming
 // what was looked for (format and args) and saying it was not found.
 func notFound(err error, format string, args ...any) error {
