@@ -130,13 +130,15 @@ func (e *SyncError) Unwrap() error { return e.Err }
 //     the repository already has is checked with a HEAD request, and when
 //     the digest it names is already stored it needs no GET;
 //  2. fetch: GET the other tags' manifests and manifest lists, and each
-//     list's children not stored yet, keeping their exact bytes; then
-//     download config and layer blobs not yet in Blobs, streaming each
-//     into storage, which verifies digest and size. Foreign layers are
-//     recorded, not downloaded. At most r.DownloadConcurrency requests run
-//     at a time;
-//  3. commit: store the content units, then create the new version in one
-//     transaction, only if it differs from the latest.
+//     list's children not stored yet, storing their exact bytes as they
+//     arrive; then, unless committing would change nothing (see
+//     unchanged.go: then nothing at all is written), download config and
+//     layer blobs not yet in Blobs, streaming each into storage, which
+//     verifies digest and size. Foreign layers are recorded, not
+//     downloaded. At most r.DownloadConcurrency requests run at a time;
+//  3. commit: store the other content units, a batch per statement, then
+//     create the new version in one transaction, only if it differs from
+//     the latest.
 //
 // Signatures, attestations and SBOMs travel with their images: unless
 // r.SkipReferrers is set, the fetch stage also brings, whatever the tag
@@ -150,8 +152,8 @@ func (e *SyncError) Unwrap() error { return e.Err }
 //
 // A zero r.DownloadConcurrency means DefaultDownloadConcurrency. Requests
 // and downloads are retried as s.Retry says. On failure no version is
-// created, but verified blobs stay stored, so the next sync downloads only
-// what is missing.
+// created, but verified blobs and fetched manifests stay stored, so the
+// next sync downloads only what is missing.
 //
 // Every error Sync returns is a *SyncError whose Op names the step and
 // whose Ref names the remote, repository, tag or digest concerned. Its

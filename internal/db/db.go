@@ -72,6 +72,25 @@ func Check(dsn string) error {
 	return err
 }
 
+// execMode sets pgx's default_query_exec_mode to exec unless dsn sets it.
+// bun writes every argument into the SQL text, so nearly every statement
+// is new: pgx's default, preparing and caching each (512 per
+// connection), costs a round trip more per statement and keeps the text
+// of the last 512, megabytes each for multi-row INSERTs of manifests.
+func execMode(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn // sql.Open reports it
+	}
+	q := u.Query()
+	if q.Has("default_query_exec_mode") {
+		return dsn
+	}
+	q.Set("default_query_exec_mode", "exec")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 // Open opens the database named by dsn:
 //   - postgres://… or postgresql://…: PostgreSQL through pgx;
 //   - sqlite://PATH, file:PATH or a plain file path: SQLite (pure Go, no cgo)
@@ -86,7 +105,7 @@ func Open(ctx context.Context, dsn string) (*bun.DB, error) {
 		return nil, fmt.Errorf("%w: empty", ErrInvalidDSN)
 	}
 	if IsPostgres(dsn) {
-		sqldb, err := sql.Open("pgx", dsn)
+		sqldb, err := sql.Open("pgx", execMode(dsn))
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrInvalidDSN, err)
 		}
