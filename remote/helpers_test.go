@@ -59,7 +59,7 @@ func newFixture(t testing.TB, db *bun.DB) *fixture {
 	return &fixture{repos: repos, blobs: blobs, repoID: r.ID, syncer: &remote.Syncer{Repos: repos, Blobs: blobs, Retry: fastRetry}}
 }
 
-func (f *fixture) sync(t *testing.T, r *remote.Remote, opts remote.SyncOptions) *remote.SyncResult {
+func (f *fixture) sync(t testing.TB, r *remote.Remote, opts remote.SyncOptions) *remote.SyncResult {
 	t.Helper()
 	res, err := f.syncer.Sync(context.Background(), r, f.repoID, opts)
 	if err != nil {
