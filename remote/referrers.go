@@ -336,28 +336,27 @@ func (rl *related) load(ctx context.Context, d digest.Digest, listed []ocispec.D
 				return nil, err
 			}
 		}
+		var fetched content.Document
 		if e == nil {
 			rl.fr.gets.Add(1)
-			doc, err := run.up.manifest(ctx, desc.Digest.String())
-			if err != nil {
+			var err error
+			if fetched, err = run.up.manifest(ctx, desc.Digest.String()); err != nil {
 				return nil, &SyncError{Op: "fetch manifest", Ref: desc.Digest.String(), Err: err}
 			}
-			if s := subject(doc); s != d || doc.Descriptor().Digest != desc.Digest {
-				run.log.Debug("skipping referrer of another subject", "subject", d, "digest", desc.Digest, "its_subject", s)
-				continue
-			}
-			// Stored as it arrives, as the fetch stage's documents are;
-			// recorded among them only if followed (addReferrers).
-			e = &docEntry{doc: slim(doc)}
-			if err := rl.fr.store.put(ctx, doc, e); err != nil {
-				return nil, err
-			}
+			e = &docEntry{doc: slim(fetched)}
 		}
 		if s := subject(e.doc); s != d || e.digest() != desc.Digest {
 			// Not what the upstream's list said: a referrers index may
 			// be stale. The repository's referrers are its subjects'.
 			run.log.Debug("skipping referrer of another subject", "subject", d, "digest", desc.Digest, "its_subject", s)
 			continue
+		}
+		if fetched != nil {
+			// Stored as it arrives, as the fetch stage's documents are;
+			// recorded among them only if followed (addReferrers).
+			if err := rl.fr.store.put(ctx, fetched, e); err != nil {
+				return nil, err
+			}
 		}
 		out = append(out, e)
 	}
