@@ -272,24 +272,37 @@ func (s *Store) untagRemoved(ctx context.Context, repoID string, d *delta) error
 		return nil
 	}
 	for chunk := range slices.Chunk(d.remove, batch) {
-		var tags []int64
-		err := s.db.NewSelect().TableExpr("repository_contents AS rc").
-			ColumnExpr("rc.content_id").
-			Join("JOIN contents AS c ON c.id = rc.content_id").
-			Where("rc.repository_id = ? AND rc.version_removed IS NULL", repoID).
-			Where("rc.content_type IN (?, ?)", content.TypeManifestTag, content.TypeManifestListTag).
-			Where("c.tagged_id IN (?)", bun.In(chunk)).
-			Scan(ctx, &tags)
+		tags, err := s.liveTags(ctx, repoID, "c.tagged_id IN (?)", bun.In(chunk))
 		if err != nil {
 			return err
 		}
-		for _, id := range tags {
-			if !d.inAdd[id] {
-				d.removeUnit(id)
+		for _, t := range tags {
+			if !d.inAdd[t.ID] {
+				d.removeUnit(t.ID)
 			}
 		}
 	}
 	return nil
+}
+
+// liveTag is a tag unit of a repository's latest version.
+type liveTag struct {
+	ID   int64  `bun:"content_id"`
+	Name string `bun:"name"`
+}
+
+// liveTags returns the tags of repository repoID's latest version that
+// match where, a condition on their unit (contents AS c).
+func (s *Store) liveTags(ctx context.Context, repoID, where string, args ...any) ([]liveTag, error) {
+	var out []liveTag
+	err := s.db.NewSelect().TableExpr("repository_contents AS rc").
+		ColumnExpr("rc.content_id, c.name").
+		Join("JOIN contents AS c ON c.id = rc.content_id").
+		Where("rc.repository_id = ? AND rc.version_removed IS NULL", repoID).
+		Where("rc.content_type IN (?, ?)", content.TypeManifestTag, content.TypeManifestListTag).
+		Where(where, args...).
+		Scan(ctx, &out)
+	return out, err
 }
 
 // replaceTags removes the live tags that the added tags replace: a tag
@@ -310,17 +323,7 @@ func (s *Store) replaceTags(ctx context.Context, repoID string, d *delta) error 
 		names = append(names, name)
 	}
 	for chunk := range slices.Chunk(names, batch) {
-		var live []struct {
-			ID   int64  `bun:"content_id"`
-			Name string `bun:"name"`
-		}
-		err := s.db.NewSelect().Table("repository_contents").
-			ColumnExpr("repository_contents.content_id, c.name").
-			Join("JOIN contents AS c ON c.id = repository_contents.content_id").
-			Where("repository_contents.repository_id = ? AND repository_contents.version_removed IS NULL", repoID).
-			Where("repository_contents.content_type IN (?, ?)", content.TypeManifestTag, content.TypeManifestListTag).
-			Where("c.name IN (?)", bun.In(chunk)).
-			Scan(ctx, &live)
+		live, err := s.liveTags(ctx, repoID, "c.name IN (?)", bun.In(chunk))
 		if err != nil {
 			return err
 		}
